@@ -1,0 +1,1002 @@
+//! Parsing one client command (line plus optional length-prefixed body) from a read buffer,
+//! applying NSQ's checks in NSQ's order so every error text and its precedence match.
+//!
+//! The parser works on a borrowed byte slice and reports how many bytes the command used, with
+//! every variable-length field as a range into those bytes; the caller then cuts the bytes out
+//! once (`split_to(..).freeze()`) and slices bodies from them without copying.
+use std::ops::Range;
+
+use crate::error::{CommandError, ErrorCode, WireError};
+use crate::message::MessageId;
+use crate::names::{is_valid_channel_name, is_valid_topic_name};
+use crate::quote::go_quote;
+
+/// NSQ reads command lines through a 16 KiB buffer; a longer line is an I/O error.
+pub const MAX_LINE_LEN: usize = 16384;
+
+/// Client connection states, numbered as `/stats` reports them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnState {
+    Init = 0,
+    Subscribed = 3,
+    Closing = 4,
+}
+
+/// Server limits the parser enforces.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_msg_size: i64,
+    pub max_body_size: i64,
+    pub max_rdy_count: i64,
+    pub max_req_timeout_ms: i64,
+}
+
+/// The connection facts that decide whether a command is allowed.
+#[derive(Debug, Clone, Copy)]
+pub struct ParseCtx {
+    pub state: ConnState,
+    /// TLS is required and this connection has not upgraded: everything but IDENTIFY is refused.
+    pub tls_gate: bool,
+    pub heartbeats_disabled: bool,
+    /// IDENTIFY already accepted (a second one is refused).
+    pub identified: bool,
+}
+
+/// A parsed command. `B` is `Range<usize>` straight out of the parser and becomes `Bytes` (or
+/// anything else) through [`Command::map`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command<B> {
+    Identify {
+        body: B,
+    },
+    Auth {
+        body: B,
+    },
+    Sub {
+        topic: B,
+        channel: B,
+    },
+    Rdy {
+        count: i64,
+    },
+    /// RDY while closing: ignored without a reply.
+    RdyIgnored,
+    Fin {
+        id: MessageId,
+    },
+    /// `delay_ms` is already clamped to `0..=max-req-timeout`; `requested_ms` is what was asked.
+    Req {
+        id: MessageId,
+        delay_ms: i64,
+        requested_ms: u64,
+    },
+    Touch {
+        id: MessageId,
+    },
+    Cls,
+    Nop,
+    Pub {
+        topic: B,
+        body: B,
+    },
+    Mpub {
+        topic: B,
+        bodies: Vec<B>,
+    },
+    Dpub {
+        topic: B,
+        defer_ms: i64,
+        body: B,
+    },
+}
+
+impl<B> Command<B> {
+    pub fn map<C>(self, mut f: impl FnMut(B) -> C) -> Command<C> {
+        match self {
+            Command::Identify { body } => Command::Identify { body: f(body) },
+            Command::Auth { body } => Command::Auth { body: f(body) },
+            Command::Sub { topic, channel } => Command::Sub {
+                topic: f(topic),
+                channel: f(channel),
+            },
+            Command::Rdy { count } => Command::Rdy { count },
+            Command::RdyIgnored => Command::RdyIgnored,
+            Command::Fin { id } => Command::Fin { id },
+            Command::Req {
+                id,
+                delay_ms,
+                requested_ms,
+            } => Command::Req {
+                id,
+                delay_ms,
+                requested_ms,
+            },
+            Command::Touch { id } => Command::Touch { id },
+            Command::Cls => Command::Cls,
+            Command::Nop => Command::Nop,
+            Command::Pub { topic, body } => Command::Pub {
+                topic: f(topic),
+                body: f(body),
+            },
+            Command::Mpub { topic, bodies } => Command::Mpub {
+                topic: f(topic),
+                bodies: bodies.into_iter().map(f).collect(),
+            },
+            Command::Dpub {
+                topic,
+                defer_ms,
+                body,
+            } => Command::Dpub {
+                topic: f(topic),
+                defer_ms,
+                body: f(body),
+            },
+        }
+    }
+}
+
+/// Outcome of one parse attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Parsed {
+    /// More bytes are needed; nothing was consumed.
+    Incomplete,
+    /// A command that used the first `consumed` bytes of the buffer.
+    Complete {
+        cmd: Command<Range<usize>>,
+        consumed: usize,
+    },
+}
+
+/// NSQ's unsigned decimal parser: ASCII digits only, empty is 0, overflow wraps.
+pub fn parse_base10(b: &[u8]) -> Option<u64> {
+    let mut n: u64 = 0;
+    for &d in b {
+        if !d.is_ascii_digit() {
+            return None;
+        }
+        n = n.wrapping_mul(10).wrapping_add((d - b'0') as u64);
+    }
+    Some(n)
+}
+
+fn lossy(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn invalid(desc: impl Into<String>) -> CommandError {
+    CommandError::Wire(WireError::invalid(desc))
+}
+
+fn err(code: ErrorCode, desc: impl Into<String>) -> CommandError {
+    CommandError::Wire(WireError::new(code, desc))
+}
+
+/// Splits the command line (without its `\n` and optional `\r`) into parameters on every single
+/// space, keeping the ranges relative to the buffer start.
+fn split_params(line: &[u8]) -> Vec<Range<usize>> {
+    let mut out = Vec::with_capacity(4);
+    let mut start = 0;
+    for (i, &b) in line.iter().enumerate() {
+        if b == b' ' {
+            out.push(start..i);
+            start = i + 1;
+        }
+    }
+    out.push(start..line.len());
+    out
+}
+
+/// Reads a 4-byte big-endian length at `at`, as NSQ does: unsigned on the wire, then treated
+/// as a signed 32-bit value.
+fn read_len(buf: &[u8], at: usize) -> Option<i32> {
+    let b = buf.get(at..at + 4)?;
+    Some(i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+}
+
+fn message_id(buf: &[u8], r: &Range<usize>) -> Result<MessageId, CommandError> {
+    MessageId::from_slice(&buf[r.clone()]).ok_or_else(|| invalid("invalid message ID"))
+}
+
+/// Parses the command at the start of `buf`.
+pub fn parse_command(buf: &[u8], ctx: &ParseCtx, limits: &Limits) -> Result<Parsed, CommandError> {
+    let Some(nl) = buf.iter().take(MAX_LINE_LEN).position(|&b| b == b'\n') else {
+        if buf.len() >= MAX_LINE_LEN {
+            return Err(CommandError::LineTooLong);
+        }
+        return Ok(Parsed::Incomplete);
+    };
+    let mut line_end = nl;
+    if line_end > 0 && buf[line_end - 1] == b'\r' {
+        line_end -= 1;
+    }
+    let params = split_params(&buf[..line_end]);
+    let name = &buf[params[0].clone()];
+    let body_at = nl + 1;
+
+    if name == b"IDENTIFY" {
+        return parse_identify(buf, ctx, limits, body_at);
+    }
+    if ctx.tls_gate {
+        return Err(invalid(format!(
+            "cannot {} in current state (TLS required)",
+            lossy(name)
+        )));
+    }
+
+    let complete = |cmd| {
+        Ok(Parsed::Complete {
+            cmd,
+            consumed: body_at,
+        })
+    };
+    let subscribed_or_closing = matches!(ctx.state, ConnState::Subscribed | ConnState::Closing);
+    match name {
+        b"FIN" => {
+            if !subscribed_or_closing {
+                return Err(invalid("cannot FIN in current state"));
+            }
+            if params.len() < 2 {
+                return Err(invalid("FIN insufficient number of params"));
+            }
+            complete(Command::Fin {
+                id: message_id(buf, &params[1])?,
+            })
+        }
+        b"RDY" => {
+            if ctx.state == ConnState::Closing {
+                return complete(Command::RdyIgnored);
+            }
+            if ctx.state != ConnState::Subscribed {
+                return Err(invalid("cannot RDY in current state"));
+            }
+            let mut count: i64 = 1;
+            if params.len() > 1 {
+                let raw = &buf[params[1].clone()];
+                count = parse_base10(raw)
+                    .ok_or_else(|| invalid(format!("RDY could not parse count {}", lossy(raw))))?
+                    as i64;
+            }
+            if count < 0 || count > limits.max_rdy_count {
+                return Err(invalid(format!(
+                    "RDY count {count} out of range 0-{}",
+                    limits.max_rdy_count
+                )));
+            }
+            complete(Command::Rdy { count })
+        }
+        b"REQ" => {
+            if !subscribed_or_closing {
+                return Err(invalid("cannot REQ in current state"));
+            }
+            if params.len() < 3 {
+                return Err(invalid("REQ insufficient number of params"));
+            }
+            let id = message_id(buf, &params[1])?;
+            let raw = &buf[params[2].clone()];
+            let requested_ms = parse_base10(raw)
+                .ok_or_else(|| invalid(format!("REQ could not parse timeout {}", lossy(raw))))?;
+            // NSQ multiplies into signed nanoseconds, then clamps to 0..=max.
+            let nanos = (requested_ms as i64).wrapping_mul(1_000_000);
+            let delay_ms = if nanos < 0 {
+                0
+            } else {
+                (nanos / 1_000_000).min(limits.max_req_timeout_ms)
+            };
+            complete(Command::Req {
+                id,
+                delay_ms,
+                requested_ms,
+            })
+        }
+        b"PUB" => parse_pub(buf, limits, &params, body_at),
+        b"MPUB" => parse_mpub(buf, limits, &params, body_at),
+        b"DPUB" => parse_dpub(buf, limits, &params, body_at),
+        b"NOP" => complete(Command::Nop),
+        b"TOUCH" => {
+            if !subscribed_or_closing {
+                return Err(invalid("cannot TOUCH in current state"));
+            }
+            if params.len() < 2 {
+                return Err(invalid("TOUCH insufficient number of params"));
+            }
+            complete(Command::Touch {
+                id: message_id(buf, &params[1])?,
+            })
+        }
+        b"SUB" => {
+            if ctx.state != ConnState::Init {
+                return Err(invalid("cannot SUB in current state"));
+            }
+            if ctx.heartbeats_disabled {
+                return Err(invalid("cannot SUB with heartbeats disabled"));
+            }
+            if params.len() < 3 {
+                return Err(invalid("SUB insufficient number of parameters"));
+            }
+            let (topic, channel) = (params[1].clone(), params[2].clone());
+            if !is_valid_topic_name(&buf[topic.clone()]) {
+                return Err(err(
+                    ErrorCode::BadTopic,
+                    format!("SUB topic name {} is not valid", go_quote(&buf[topic])),
+                ));
+            }
+            if !is_valid_channel_name(&buf[channel.clone()]) {
+                return Err(err(
+                    ErrorCode::BadChannel,
+                    format!("SUB channel name {} is not valid", go_quote(&buf[channel])),
+                ));
+            }
+            complete(Command::Sub { topic, channel })
+        }
+        b"CLS" => {
+            if ctx.state != ConnState::Subscribed {
+                return Err(invalid("cannot CLS in current state"));
+            }
+            complete(Command::Cls)
+        }
+        b"AUTH" => parse_auth(buf, ctx, limits, &params, body_at),
+        _ => Err(invalid(format!("invalid command {}", lossy(name)))),
+    }
+}
+
+/// A length-prefixed body at `at`: `Ok(None)` if incomplete, else (body range, end offset).
+/// `check` validates the declared size before waiting for the bytes.
+fn sized_body(
+    buf: &[u8],
+    at: usize,
+    check: impl FnOnce(i32) -> Result<(), CommandError>,
+) -> Result<Option<(Range<usize>, usize)>, CommandError> {
+    let Some(size) = read_len(buf, at) else {
+        return Ok(None);
+    };
+    check(size)?;
+    let start = at + 4;
+    let end = start + size as usize;
+    if buf.len() < end {
+        return Ok(None);
+    }
+    Ok(Some((start..end, end)))
+}
+
+fn parse_identify(
+    buf: &[u8],
+    ctx: &ParseCtx,
+    limits: &Limits,
+    at: usize,
+) -> Result<Parsed, CommandError> {
+    if ctx.state != ConnState::Init || ctx.identified {
+        return Err(invalid("cannot IDENTIFY in current state"));
+    }
+    let body = sized_body(buf, at, |size| {
+        if size as i64 > limits.max_body_size {
+            return Err(err(
+                ErrorCode::BadBody,
+                format!("IDENTIFY body too big {size} > {}", limits.max_body_size),
+            ));
+        }
+        if size <= 0 {
+            return Err(err(
+                ErrorCode::BadBody,
+                format!("IDENTIFY invalid body size {size}"),
+            ));
+        }
+        Ok(())
+    })?;
+    Ok(match body {
+        None => Parsed::Incomplete,
+        Some((body, end)) => Parsed::Complete {
+            cmd: Command::Identify { body },
+            consumed: end,
+        },
+    })
+}
+
+fn parse_auth(
+    buf: &[u8],
+    ctx: &ParseCtx,
+    limits: &Limits,
+    params: &[Range<usize>],
+    at: usize,
+) -> Result<Parsed, CommandError> {
+    if ctx.state != ConnState::Init {
+        return Err(invalid("cannot AUTH in current state"));
+    }
+    if params.len() != 1 {
+        return Err(invalid("AUTH invalid number of parameters"));
+    }
+    let body = sized_body(buf, at, |size| {
+        if size as i64 > limits.max_body_size {
+            return Err(err(
+                ErrorCode::BadBody,
+                format!("AUTH body too big {size} > {}", limits.max_body_size),
+            ));
+        }
+        if size <= 0 {
+            return Err(err(
+                ErrorCode::BadBody,
+                format!("AUTH invalid body size {size}"),
+            ));
+        }
+        Ok(())
+    })?;
+    Ok(match body {
+        None => Parsed::Incomplete,
+        Some((body, end)) => Parsed::Complete {
+            cmd: Command::Auth { body },
+            consumed: end,
+        },
+    })
+}
+
+fn check_topic(
+    buf: &[u8],
+    r: &Range<usize>,
+    cmd: &str,
+    code_prefix: &str,
+) -> Result<(), CommandError> {
+    if is_valid_topic_name(&buf[r.clone()]) {
+        return Ok(());
+    }
+    Err(err(
+        ErrorCode::BadTopic,
+        format!(
+            "{code_prefix}{cmd} topic name {} is not valid",
+            go_quote(&buf[r.clone()])
+        ),
+    ))
+}
+
+/// The message body of PUB and DPUB, with their shared error texts.
+fn message_body(
+    buf: &[u8],
+    limits: &Limits,
+    cmd: &'static str,
+    at: usize,
+) -> Result<Option<(Range<usize>, usize)>, CommandError> {
+    sized_body(buf, at, |size| {
+        if size <= 0 {
+            return Err(err(
+                ErrorCode::BadMessage,
+                format!("{cmd} invalid message body size {size}"),
+            ));
+        }
+        if size as i64 > limits.max_msg_size {
+            return Err(err(
+                ErrorCode::BadMessage,
+                format!("{cmd} message too big {size} > {}", limits.max_msg_size),
+            ));
+        }
+        Ok(())
+    })
+}
+
+fn parse_pub(
+    buf: &[u8],
+    limits: &Limits,
+    params: &[Range<usize>],
+    at: usize,
+) -> Result<Parsed, CommandError> {
+    if params.len() < 2 {
+        return Err(invalid("PUB insufficient number of parameters"));
+    }
+    let topic = params[1].clone();
+    check_topic(buf, &topic, "PUB", "")?;
+    Ok(match message_body(buf, limits, "PUB", at)? {
+        None => Parsed::Incomplete,
+        Some((body, end)) => Parsed::Complete {
+            cmd: Command::Pub { topic, body },
+            consumed: end,
+        },
+    })
+}
+
+fn parse_dpub(
+    buf: &[u8],
+    limits: &Limits,
+    params: &[Range<usize>],
+    at: usize,
+) -> Result<Parsed, CommandError> {
+    if params.len() < 3 {
+        return Err(invalid("DPUB insufficient number of parameters"));
+    }
+    let topic = params[1].clone();
+    check_topic(buf, &topic, "DPUB", "")?;
+    let raw = &buf[params[2].clone()];
+    let ms = parse_base10(raw)
+        .ok_or_else(|| invalid(format!("DPUB could not parse timeout {}", lossy(raw))))?;
+    let nanos = (ms as i64).wrapping_mul(1_000_000);
+    if nanos < 0 || ms > limits.max_req_timeout_ms as u64 {
+        return Err(invalid(format!(
+            "DPUB timeout {ms} out of range 0-{}",
+            limits.max_req_timeout_ms
+        )));
+    }
+    Ok(match message_body(buf, limits, "DPUB", at)? {
+        None => Parsed::Incomplete,
+        Some((body, end)) => Parsed::Complete {
+            cmd: Command::Dpub {
+                topic,
+                defer_ms: ms as i64,
+                body,
+            },
+            consumed: end,
+        },
+    })
+}
+
+fn parse_mpub(
+    buf: &[u8],
+    limits: &Limits,
+    params: &[Range<usize>],
+    at: usize,
+) -> Result<Parsed, CommandError> {
+    if params.len() < 2 {
+        return Err(invalid("MPUB insufficient number of parameters"));
+    }
+    let topic = params[1].clone();
+    // NSQ repeats the code inside the description here; clients may match on it.
+    check_topic(buf, &topic, "MPUB", "E_BAD_TOPIC ")?;
+    let body_err = |error: WireError| CommandError::MpubBody {
+        topic: lossy(&buf[topic.clone()]),
+        error,
+    };
+    let Some(total) = read_len(buf, at) else {
+        return Ok(Parsed::Incomplete);
+    };
+    if total <= 0 {
+        return Err(body_err(WireError::new(
+            ErrorCode::BadBody,
+            format!("MPUB invalid body size {total}"),
+        )));
+    }
+    if total as i64 > limits.max_body_size {
+        return Err(body_err(WireError::new(
+            ErrorCode::BadBody,
+            format!("MPUB body too big {total} > {}", limits.max_body_size),
+        )));
+    }
+    let start = at + 4;
+    let end = start + total as usize;
+    if buf.len() < end {
+        return Ok(Parsed::Incomplete);
+    }
+    // The inner structure is walked within the declared total size: a client that lies about
+    // the total gets the "failed to read" errors instead of having later bytes eaten.
+    let body = &buf[..end];
+    let Some(count) = read_len(body, start) else {
+        return Err(body_err(WireError::new(
+            ErrorCode::BadBody,
+            "MPUB failed to read message count",
+        )));
+    };
+    let max_messages = (limits.max_body_size - 4) / 5;
+    if count <= 0 || count as i64 > max_messages {
+        return Err(body_err(WireError::new(
+            ErrorCode::BadBody,
+            format!("MPUB invalid message count {count}"),
+        )));
+    }
+    let mut bodies = Vec::with_capacity(count as usize);
+    let mut pos = start + 4;
+    for i in 0..count {
+        let Some(size) = read_len(body, pos) else {
+            return Err(body_err(WireError::new(
+                ErrorCode::BadMessage,
+                format!("MPUB failed to read message({i}) body size"),
+            )));
+        };
+        if size <= 0 {
+            return Err(body_err(WireError::new(
+                ErrorCode::BadMessage,
+                format!("MPUB invalid message({i}) body size {size}"),
+            )));
+        }
+        if size as i64 > limits.max_msg_size {
+            return Err(body_err(WireError::new(
+                ErrorCode::BadMessage,
+                format!("MPUB message too big {size} > {}", limits.max_msg_size),
+            )));
+        }
+        let msg_start = pos + 4;
+        let msg_end = msg_start + size as usize;
+        if msg_end > end {
+            return Err(body_err(WireError::new(
+                ErrorCode::BadMessage,
+                "MPUB failed to read message body",
+            )));
+        }
+        bodies.push(msg_start..msg_end);
+        pos = msg_end;
+    }
+    Ok(Parsed::Complete {
+        cmd: Command::Mpub { topic, bodies },
+        consumed: end,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits() -> Limits {
+        Limits {
+            max_msg_size: 1024,
+            max_body_size: 4096,
+            max_rdy_count: 2500,
+            max_req_timeout_ms: 3_600_000,
+        }
+    }
+
+    fn ctx(state: ConnState) -> ParseCtx {
+        ParseCtx {
+            state,
+            tls_gate: false,
+            heartbeats_disabled: false,
+            identified: false,
+        }
+    }
+
+    fn parse(buf: &[u8], state: ConnState) -> Result<Parsed, CommandError> {
+        parse_command(buf, &ctx(state), &limits())
+    }
+
+    fn error_text(buf: &[u8], state: ConnState) -> String {
+        match parse(buf, state) {
+            Err(CommandError::Wire(e)) => e.frame_text(),
+            Err(CommandError::MpubBody { error, .. }) => error.frame_text(),
+            other => panic!("expected error, got {other:?}"),
+        }
+    }
+
+    fn with_body(line: &str, body: &[u8]) -> Vec<u8> {
+        let mut v = line.as_bytes().to_vec();
+        v.push(b'\n');
+        v.extend_from_slice(&(body.len() as u32).to_be_bytes());
+        v.extend_from_slice(body);
+        v
+    }
+
+    #[test]
+    fn base10() {
+        assert_eq!(parse_base10(b""), Some(0));
+        assert_eq!(parse_base10(b"123"), Some(123));
+        assert_eq!(parse_base10(b"-1"), None);
+        assert_eq!(parse_base10(b"+1"), None);
+        assert_eq!(parse_base10(b" 1"), None);
+        assert_eq!(parse_base10(b"18446744073709551616"), Some(0));
+    }
+
+    #[test]
+    fn incomplete_until_newline() {
+        assert_eq!(parse(b"NO", ConnState::Init), Ok(Parsed::Incomplete));
+        assert_eq!(
+            parse(b"NOP\r\nxx", ConnState::Init),
+            Ok(Parsed::Complete {
+                cmd: Command::Nop,
+                consumed: 5
+            })
+        );
+    }
+
+    #[test]
+    fn line_limit() {
+        let mut long = vec![b'A'; MAX_LINE_LEN];
+        assert_eq!(
+            parse(&long, ConnState::Init),
+            Err(CommandError::LineTooLong)
+        );
+        long[MAX_LINE_LEN - 1] = b'\n';
+        assert!(matches!(
+            parse(&long, ConnState::Init),
+            Err(CommandError::Wire(_))
+        ));
+    }
+
+    #[test]
+    fn unknown_and_empty() {
+        assert_eq!(
+            error_text(b"\n", ConnState::Init),
+            "E_INVALID invalid command "
+        );
+        assert_eq!(
+            error_text(b"nop\n", ConnState::Init),
+            "E_INVALID invalid command nop"
+        );
+    }
+
+    #[test]
+    fn tls_gate_precedes_everything_but_identify() {
+        let mut c = ctx(ConnState::Init);
+        c.tls_gate = true;
+        let r = parse_command(b"FOO\n", &c, &limits());
+        assert_eq!(
+            r,
+            Err(invalid("cannot FOO in current state (TLS required)"))
+        );
+        let r = parse_command(&with_body("IDENTIFY", b"{}"), &c, &limits());
+        assert!(matches!(r, Ok(Parsed::Complete { .. })));
+    }
+
+    #[test]
+    fn pub_checks_in_order() {
+        assert_eq!(
+            error_text(b"PUB\n", ConnState::Init),
+            "E_INVALID PUB insufficient number of parameters"
+        );
+        assert_eq!(
+            error_text(b"PUB a!b\n", ConnState::Init),
+            "E_BAD_TOPIC PUB topic name \"a!b\" is not valid"
+        );
+        assert_eq!(
+            parse(b"PUB t\n\0\0", ConnState::Init),
+            Ok(Parsed::Incomplete)
+        );
+        assert_eq!(
+            error_text(&with_body("PUB t", b""), ConnState::Init),
+            "E_BAD_MESSAGE PUB invalid message body size 0"
+        );
+        let mut big = b"PUB t\n".to_vec();
+        big.extend_from_slice(&0xffff_ffffu32.to_be_bytes());
+        assert_eq!(
+            error_text(&big, ConnState::Init),
+            "E_BAD_MESSAGE PUB invalid message body size -1"
+        );
+        let mut big = b"PUB t\n".to_vec();
+        big.extend_from_slice(&1025u32.to_be_bytes());
+        assert_eq!(
+            error_text(&big, ConnState::Init),
+            "E_BAD_MESSAGE PUB message too big 1025 > 1024"
+        );
+        let buf = with_body("PUB t", b"hello");
+        let Ok(Parsed::Complete {
+            cmd: Command::Pub { topic, body },
+            consumed,
+        }) = parse(&buf, ConnState::Subscribed)
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (&buf[topic], &buf[body], consumed),
+            (&b"t"[..], &b"hello"[..], buf.len())
+        );
+    }
+
+    #[test]
+    fn dpub_range_error() {
+        assert_eq!(
+            error_text(b"DPUB t\n", ConnState::Init),
+            "E_INVALID DPUB insufficient number of parameters"
+        );
+        assert_eq!(
+            error_text(b"DPUB t x\n", ConnState::Init),
+            "E_INVALID DPUB could not parse timeout x"
+        );
+        assert_eq!(
+            error_text(b"DPUB t 3600001\n", ConnState::Init),
+            "E_INVALID DPUB timeout 3600001 out of range 0-3600000"
+        );
+        let buf = with_body("DPUB t 3600000", b"x");
+        assert!(matches!(
+            parse(&buf, ConnState::Init),
+            Ok(Parsed::Complete {
+                cmd: Command::Dpub {
+                    defer_ms: 3_600_000,
+                    ..
+                },
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn mpub_checks() {
+        assert_eq!(
+            error_text(b"MPUB a$\n", ConnState::Init),
+            "E_BAD_TOPIC E_BAD_TOPIC MPUB topic name \"a$\" is not valid"
+        );
+        let mut b = b"MPUB t\n".to_vec();
+        b.extend_from_slice(&0u32.to_be_bytes());
+        assert_eq!(
+            error_text(&b, ConnState::Init),
+            "E_BAD_BODY MPUB invalid body size 0"
+        );
+        assert!(
+            matches!(parse(&b, ConnState::Init), Err(CommandError::MpubBody { ref topic, .. }) if topic == "t")
+        );
+        let mut b = b"MPUB t\n".to_vec();
+        b.extend_from_slice(&4097u32.to_be_bytes());
+        assert_eq!(
+            error_text(&b, ConnState::Init),
+            "E_BAD_BODY MPUB body too big 4097 > 4096"
+        );
+        let inner = |count: u32, msgs: &[&[u8]]| {
+            let mut v = count.to_be_bytes().to_vec();
+            for m in msgs {
+                v.extend_from_slice(&(m.len() as u32).to_be_bytes());
+                v.extend_from_slice(m);
+            }
+            with_body("MPUB t", &v)
+        };
+        assert_eq!(
+            error_text(&inner(0, &[]), ConnState::Init),
+            "E_BAD_BODY MPUB invalid message count 0"
+        );
+        assert_eq!(
+            error_text(&inner(819, &[]), ConnState::Init),
+            "E_BAD_BODY MPUB invalid message count 819"
+        );
+        assert_eq!(
+            error_text(&inner(2, &[b"a"]), ConnState::Init),
+            "E_BAD_MESSAGE MPUB failed to read message(1) body size"
+        );
+        assert_eq!(
+            error_text(&inner(1, &[b""]), ConnState::Init),
+            "E_BAD_MESSAGE MPUB invalid message(0) body size 0"
+        );
+        assert_eq!(
+            error_text(&inner(1, &[&[0u8; 1025]]), ConnState::Init),
+            "E_BAD_MESSAGE MPUB message too big 1025 > 1024"
+        );
+        let buf = inner(2, &[b"a", b"bc"]);
+        let Ok(Parsed::Complete {
+            cmd: Command::Mpub { bodies, .. },
+            consumed,
+        }) = parse(&buf, ConnState::Init)
+        else {
+            panic!()
+        };
+        assert_eq!(consumed, buf.len());
+        assert_eq!(
+            bodies.iter().map(|r| &buf[r.clone()]).collect::<Vec<_>>(),
+            vec![&b"a"[..], &b"bc"[..]]
+        );
+    }
+
+    #[test]
+    fn state_checks_come_first() {
+        assert_eq!(
+            error_text(b"FIN\n", ConnState::Init),
+            "E_INVALID cannot FIN in current state"
+        );
+        assert_eq!(
+            error_text(b"FIN\n", ConnState::Subscribed),
+            "E_INVALID FIN insufficient number of params"
+        );
+        assert_eq!(
+            error_text(b"FIN 123\n", ConnState::Closing),
+            "E_INVALID invalid message ID"
+        );
+        assert_eq!(
+            error_text(b"REQ x\n", ConnState::Subscribed),
+            "E_INVALID REQ insufficient number of params"
+        );
+        assert_eq!(
+            error_text(b"REQ 0123456789abcdef -1\n", ConnState::Subscribed),
+            "E_INVALID REQ could not parse timeout -1"
+        );
+        assert_eq!(
+            error_text(b"TOUCH\n", ConnState::Subscribed),
+            "E_INVALID TOUCH insufficient number of params"
+        );
+        assert_eq!(
+            error_text(b"TOUCH x\n", ConnState::Init),
+            "E_INVALID cannot TOUCH in current state"
+        );
+        assert_eq!(
+            error_text(b"CLS\n", ConnState::Closing),
+            "E_INVALID cannot CLS in current state"
+        );
+        assert_eq!(
+            error_text(b"SUB t c\n", ConnState::Subscribed),
+            "E_INVALID cannot SUB in current state"
+        );
+        assert_eq!(
+            error_text(b"SUB t\n", ConnState::Init),
+            "E_INVALID SUB insufficient number of parameters"
+        );
+        assert_eq!(
+            error_text(b"SUB t c!\n", ConnState::Init),
+            "E_BAD_CHANNEL SUB channel name \"c!\" is not valid"
+        );
+        assert_eq!(
+            error_text(b"RDY 1\n", ConnState::Init),
+            "E_INVALID cannot RDY in current state"
+        );
+        assert_eq!(
+            error_text(b"RDY 2501\n", ConnState::Subscribed),
+            "E_INVALID RDY count 2501 out of range 0-2500"
+        );
+        assert_eq!(
+            error_text(b"RDY 18446744073709551615\n", ConnState::Subscribed),
+            "E_INVALID RDY count -1 out of range 0-2500"
+        );
+        assert_eq!(
+            error_text(b"RDY x\n", ConnState::Subscribed),
+            "E_INVALID RDY could not parse count x"
+        );
+    }
+
+    #[test]
+    fn rdy_forms() {
+        let rdy = |b: &[u8], s| match parse(b, s) {
+            Ok(Parsed::Complete { cmd, .. }) => cmd,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            rdy(b"RDY\n", ConnState::Subscribed),
+            Command::Rdy { count: 1 }
+        );
+        assert_eq!(
+            rdy(b"RDY \n", ConnState::Subscribed),
+            Command::Rdy { count: 0 }
+        );
+        assert_eq!(
+            rdy(b"RDY 7 extra\n", ConnState::Subscribed),
+            Command::Rdy { count: 7 }
+        );
+        assert_eq!(rdy(b"RDY 9999\n", ConnState::Closing), Command::RdyIgnored);
+    }
+
+    #[test]
+    fn req_clamps() {
+        let b = b"REQ 0123456789abcdef 99999999\n";
+        let Ok(Parsed::Complete {
+            cmd:
+                Command::Req {
+                    delay_ms,
+                    requested_ms,
+                    ..
+                },
+            ..
+        }) = parse(b, ConnState::Subscribed)
+        else {
+            panic!()
+        };
+        assert_eq!((delay_ms, requested_ms), (3_600_000, 99_999_999));
+    }
+
+    #[test]
+    fn identify_body_checks() {
+        let mut c = ctx(ConnState::Init);
+        c.identified = true;
+        assert_eq!(
+            parse_command(&with_body("IDENTIFY", b"{}"), &c, &limits()),
+            Err(invalid("cannot IDENTIFY in current state"))
+        );
+        let mut b = b"IDENTIFY\n".to_vec();
+        b.extend_from_slice(&5000u32.to_be_bytes());
+        assert_eq!(
+            error_text(&b, ConnState::Init),
+            "E_BAD_BODY IDENTIFY body too big 5000 > 4096"
+        );
+        assert_eq!(
+            error_text(&with_body("IDENTIFY", b""), ConnState::Init),
+            "E_BAD_BODY IDENTIFY invalid body size 0"
+        );
+    }
+
+    #[test]
+    fn split_keeps_empty_params() {
+        assert_eq!(split_params(b"SUB  c"), vec![0..3, 4..4, 5..6]);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics(data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300)) {
+            for state in [ConnState::Init, ConnState::Subscribed, ConnState::Closing] {
+                let _ = parse(&data, state);
+            }
+        }
+
+        #[test]
+        fn consumed_within_buffer(body in proptest::collection::vec(proptest::prelude::any::<u8>(), 1..200)) {
+            let buf = with_body("PUB topic", &body);
+            for cut in 0..buf.len() {
+                proptest::prop_assert_eq!(parse(&buf[..cut], ConnState::Init), Ok(Parsed::Incomplete));
+            }
+            let parsed = parse(&buf, ConnState::Init);
+            let ok = matches!(parsed, Ok(Parsed::Complete { consumed, .. }) if consumed == buf.len());
+            proptest::prop_assert!(ok);
+        }
+    }
+}

@@ -1,0 +1,117 @@
+//! The ordered message log behind a topic, addressed by sequence numbers.
+use std::collections::VecDeque;
+
+use nsq_protocol::Message;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QueueError {
+    /// The backing store refused the write (for instance a full disk). The text is what
+    /// publishers see after `PUB failed `.
+    #[error("{0}")]
+    Write(String),
+}
+
+/// What a topic needs from its message storage.
+///
+/// Sequence numbers start at 0 and increase by one per appended message. Messages in
+/// `head()..tail()` are retained; everything below `head()` is gone.
+///
+/// Promises: `append` either stores every message of the batch or none and reports the error;
+/// a message read at sequence `s` is the one appended at `s`; `trim_to(s)` only forgets messages
+/// below `s`; `truncate_from(s)` forgets `s..tail()` (used to empty an unreleased backlog).
+pub trait MessageLog: Send {
+    fn append(&mut self, msgs: &mut dyn Iterator<Item = Message>) -> Result<(), QueueError>;
+    /// Appends clones of the messages at `from..from+max` (clamped to the retained range) to
+    /// `out`, returning how many were appended.
+    fn read(&self, from: u64, max: usize, out: &mut Vec<Message>) -> usize;
+    fn head(&self) -> u64;
+    fn tail(&self) -> u64;
+    fn trim_to(&mut self, seq: u64);
+    fn truncate_from(&mut self, seq: u64);
+}
+
+/// An in-memory log: a ring of messages that share their bodies with every reader.
+#[derive(Debug, Default)]
+pub struct MemoryLog {
+    base: u64,
+    msgs: VecDeque<Message>,
+}
+
+impl MemoryLog {
+    pub fn new() -> MemoryLog {
+        MemoryLog::default()
+    }
+}
+
+impl MessageLog for MemoryLog {
+    fn append(&mut self, msgs: &mut dyn Iterator<Item = Message>) -> Result<(), QueueError> {
+        self.msgs.extend(msgs);
+        Ok(())
+    }
+
+    fn read(&self, from: u64, max: usize, out: &mut Vec<Message>) -> usize {
+        let start = from.max(self.base);
+        if start >= self.tail() {
+            return 0;
+        }
+        let idx = (start - self.base) as usize;
+        let end = (idx + max).min(self.msgs.len());
+        out.extend(self.msgs.range(idx..end).cloned());
+        end - idx
+    }
+
+    fn head(&self) -> u64 {
+        self.base
+    }
+
+    fn tail(&self) -> u64 {
+        self.base + self.msgs.len() as u64
+    }
+
+    fn trim_to(&mut self, seq: u64) {
+        let n = seq.saturating_sub(self.base).min(self.msgs.len() as u64) as usize;
+        self.msgs.drain(..n);
+        self.base += n as u64;
+    }
+
+    fn truncate_from(&mut self, seq: u64) {
+        let keep = seq.saturating_sub(self.base).min(self.msgs.len() as u64) as usize;
+        self.msgs.truncate(keep);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use nsq_protocol::MessageId;
+
+    fn msg(i: u64) -> Message {
+        Message::new(
+            MessageId::from_guid(i),
+            i as i64,
+            Bytes::from(i.to_string()),
+        )
+    }
+
+    #[test]
+    fn append_read_trim() {
+        let mut log = MemoryLog::new();
+        log.append(&mut (0..10).map(msg)).unwrap();
+        assert_eq!((log.head(), log.tail()), (0, 10));
+        let mut out = Vec::new();
+        assert_eq!(log.read(8, 5, &mut out), 2);
+        assert_eq!(out[0], msg(8));
+        log.trim_to(4);
+        assert_eq!(log.head(), 4);
+        out.clear();
+        assert_eq!(log.read(0, 1, &mut out), 1);
+        assert_eq!(out[0], msg(4));
+        log.truncate_from(6);
+        assert_eq!(log.tail(), 6);
+        log.append(&mut std::iter::once(msg(99))).unwrap();
+        out.clear();
+        log.read(6, 1, &mut out);
+        assert_eq!(out[0], msg(99));
+    }
+}

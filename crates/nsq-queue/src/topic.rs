@@ -1,0 +1,418 @@
+//! A topic's queue: its log, which part of it has been released to channels, and each channel's
+//! cursor into it.
+//!
+//! Messages below `released` belong to the channels; messages from `released` to the log's tail
+//! are still held by the topic (it has no channels, or it is paused). A channel created while
+//! the topic has others starts at `released` (it sees only later messages); the first channel of
+//! a topic starts at the oldest retained message, so it receives the backlog, as in NSQ.
+use nsq_protocol::Message;
+
+use crate::log::{MemoryLog, MessageLog, QueueError};
+
+/// Identifies a channel's cursor within its topic.
+pub type ChannelKey = u64;
+
+#[derive(Debug, Clone)]
+struct Cursor {
+    key: ChannelKey,
+    pos: u64,
+    /// Memory-only channels never hold more than `bound` messages of backlog.
+    bound: Option<u64>,
+    /// Messages this channel has received from the topic.
+    received: u64,
+}
+
+/// A deferred publish waiting for the topic to hand it to its channels.
+#[derive(Debug, Clone)]
+pub struct PendingDeferred {
+    pub msg: Message,
+    pub defer_ms: i64,
+}
+
+pub struct TopicState {
+    log: Box<dyn MessageLog>,
+    released: u64,
+    paused: bool,
+    cursors: Vec<Cursor>,
+    pending_deferred: Vec<PendingDeferred>,
+    /// Bound on the held backlog of a memory-only (ephemeral) topic.
+    bound: Option<u64>,
+    message_count: u64,
+    message_bytes: u64,
+}
+
+impl std::fmt::Debug for TopicState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TopicState")
+            .field("head", &self.log.head())
+            .field("tail", &self.log.tail())
+            .field("released", &self.released)
+            .field("paused", &self.paused)
+            .field("cursors", &self.cursors)
+            .finish()
+    }
+}
+
+impl TopicState {
+    /// A topic over `log`. `bound` limits the held backlog (ephemeral topics: overflow is
+    /// dropped, as NSQ drops what does not fit in memory).
+    pub fn new(log: Box<dyn MessageLog>, bound: Option<u64>) -> TopicState {
+        let released = log.head();
+        TopicState {
+            log,
+            released,
+            paused: false,
+            cursors: Vec::new(),
+            pending_deferred: Vec::new(),
+            bound,
+            message_count: 0,
+            message_bytes: 0,
+        }
+    }
+
+    pub fn in_memory(bound: Option<u64>) -> TopicState {
+        TopicState::new(Box::new(MemoryLog::new()), bound)
+    }
+
+    /// Appends a batch; returns `true` when channels can now see new messages (wake them).
+    pub fn publish(&mut self, msgs: Vec<Message>) -> Result<bool, QueueError> {
+        let count = msgs.len() as u64;
+        let bytes: u64 = msgs.iter().map(|m| m.body.len() as u64).sum();
+        let mut msgs = msgs.into_iter();
+        if let (Some(bound), true) = (self.bound, self.holding()) {
+            let room = bound.saturating_sub(self.log.tail() - self.released);
+            self.log.append(&mut msgs.by_ref().take(room as usize))?;
+        } else {
+            self.log.append(&mut msgs)?;
+        }
+        self.message_count += count;
+        self.message_bytes += bytes;
+        Ok(self.release())
+    }
+
+    /// Holds a deferred publish until the topic can hand it to its channels.
+    pub fn hold_deferred(&mut self, msg: Message, defer_ms: i64) {
+        self.message_count += 1;
+        self.message_bytes += msg.body.len() as u64;
+        self.pending_deferred
+            .push(PendingDeferred { msg, defer_ms });
+    }
+
+    /// Whether new messages stay in the topic instead of going to channels.
+    pub fn holding(&self) -> bool {
+        self.paused || self.cursors.is_empty()
+    }
+
+    /// Deferred publishes that can now go to the channels (none while holding).
+    pub fn take_pending_deferred(&mut self) -> Vec<PendingDeferred> {
+        if self.holding() {
+            return Vec::new();
+        }
+        std::mem::take(&mut self.pending_deferred)
+    }
+
+    fn release(&mut self) -> bool {
+        if self.holding() {
+            return false;
+        }
+        let tail = self.log.tail();
+        if tail == self.released {
+            return false;
+        }
+        let n = tail - self.released;
+        for c in &mut self.cursors {
+            c.received += n;
+        }
+        self.released = tail;
+        self.enforce_bounds();
+        true
+    }
+
+    fn enforce_bounds(&mut self) {
+        let released = self.released;
+        let mut moved = false;
+        for c in &mut self.cursors {
+            if let Some(bound) = c.bound {
+                if released - c.pos > bound {
+                    c.pos = released - bound;
+                    moved = true;
+                }
+            }
+        }
+        if moved {
+            self.trim();
+        }
+    }
+
+    fn trim(&mut self) {
+        let min = self
+            .cursors
+            .iter()
+            .map(|c| c.pos)
+            .min()
+            .unwrap_or(self.released)
+            .min(self.released);
+        if min > self.log.head() {
+            self.log.trim_to(min);
+        }
+    }
+
+    /// Adds a channel cursor; returns `true` if messages were released to the channels.
+    pub fn add_channel(&mut self, key: ChannelKey, bound: Option<u64>) -> bool {
+        let pos = if self.cursors.is_empty() {
+            self.log.head()
+        } else {
+            self.released
+        };
+        self.cursors.push(Cursor {
+            key,
+            pos,
+            bound,
+            received: 0,
+        });
+        if self.cursors.len() == 1 {
+            // The first channel inherits what the topic held.
+            self.released = pos;
+        }
+        self.release()
+    }
+
+    pub fn remove_channel(&mut self, key: ChannelKey) {
+        self.cursors.retain(|c| c.key != key);
+        self.trim();
+    }
+
+    pub fn channel_count(&self) -> usize {
+        self.cursors.len()
+    }
+
+    fn cursor(&self, key: ChannelKey) -> Option<&Cursor> {
+        self.cursors.iter().find(|c| c.key == key)
+    }
+
+    /// Moves up to `max` of the channel's next messages into `out`.
+    pub fn read(&mut self, key: ChannelKey, max: usize, out: &mut Vec<Message>) -> usize {
+        let released = self.released;
+        let Some(c) = self.cursors.iter_mut().find(|c| c.key == key) else {
+            return 0;
+        };
+        let avail = (released - c.pos).min(max as u64) as usize;
+        if avail == 0 {
+            return 0;
+        }
+        let was_min_candidate = c.pos == self.log.head();
+        let n = self.log.read(c.pos, avail, out);
+        c.pos += n as u64;
+        if was_min_candidate {
+            self.trim();
+        }
+        n
+    }
+
+    /// Messages released to the channel and not yet read by it.
+    pub fn channel_backlog(&self, key: ChannelKey) -> u64 {
+        self.cursor(key).map(|c| self.released - c.pos).unwrap_or(0)
+    }
+
+    pub fn channel_received(&self, key: ChannelKey) -> u64 {
+        self.cursor(key).map(|c| c.received).unwrap_or(0)
+    }
+
+    /// Counts a message handed to the channel outside the log (a deferred publish).
+    pub fn count_received(&mut self, key: ChannelKey) {
+        if let Some(c) = self.cursors.iter_mut().find(|c| c.key == key) {
+            c.received += 1;
+        }
+    }
+
+    /// Drops the channel's unread backlog.
+    pub fn skip_channel_backlog(&mut self, key: ChannelKey) {
+        let released = self.released;
+        if let Some(c) = self.cursors.iter_mut().find(|c| c.key == key) {
+            c.pos = released;
+        }
+        self.trim();
+    }
+
+    /// Messages the topic itself holds (not yet released to channels).
+    pub fn depth(&self) -> u64 {
+        let held = self.log.tail() - self.released;
+        held + self.pending_deferred.len() as u64
+    }
+
+    /// Drops what the topic holds; channels keep what they already have.
+    pub fn empty(&mut self) {
+        self.log.truncate_from(self.released);
+        self.pending_deferred.clear();
+        if self.cursors.is_empty() {
+            let tail = self.log.tail();
+            self.log.trim_to(tail);
+        }
+    }
+
+    pub fn paused(&self) -> bool {
+        self.paused
+    }
+
+    /// Pauses or unpauses; returns `true` if unpausing released messages.
+    pub fn set_paused(&mut self, paused: bool) -> bool {
+        self.paused = paused;
+        self.release()
+    }
+
+    pub fn message_count(&self) -> u64 {
+        self.message_count
+    }
+
+    pub fn message_bytes(&self) -> u64 {
+        self.message_bytes
+    }
+
+    /// Everything the topic holds, for persisting at shutdown.
+    pub fn held_messages(&self) -> Vec<Message> {
+        let mut out = Vec::new();
+        let tail = self.log.tail();
+        self.log
+            .read(self.released, (tail - self.released) as usize, &mut out);
+        out.extend(self.pending_deferred.iter().map(|p| p.msg.clone()));
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use nsq_protocol::MessageId;
+
+    fn msgs(range: std::ops::Range<u64>) -> Vec<Message> {
+        range
+            .map(|i| {
+                Message::new(
+                    MessageId::from_guid(i),
+                    i as i64,
+                    Bytes::from(vec![b'x'; 3]),
+                )
+            })
+            .collect()
+    }
+
+    fn ids(v: &[Message]) -> Vec<i64> {
+        v.iter().map(|m| m.timestamp).collect()
+    }
+
+    #[test]
+    fn topic_without_channels_holds_then_first_channel_gets_backlog() {
+        let mut t = TopicState::in_memory(None);
+        assert!(!t.publish(msgs(0..3)).unwrap());
+        assert_eq!(t.depth(), 3);
+        assert!(t.add_channel(1, None));
+        assert_eq!(t.depth(), 0);
+        assert_eq!(t.channel_backlog(1), 3);
+        assert_eq!(t.channel_received(1), 3);
+        // A second channel sees only later messages.
+        assert!(!t.add_channel(2, None));
+        assert_eq!(t.channel_backlog(2), 0);
+        assert!(t.publish(msgs(3..5)).unwrap());
+        let mut out = Vec::new();
+        t.read(1, 10, &mut out);
+        assert_eq!(ids(&out), vec![0, 1, 2, 3, 4]);
+        out.clear();
+        t.read(2, 10, &mut out);
+        assert_eq!(ids(&out), vec![3, 4]);
+        assert_eq!((t.message_count(), t.message_bytes()), (5, 15));
+    }
+
+    #[test]
+    fn log_is_trimmed_when_every_channel_has_read() {
+        let mut t = TopicState::in_memory(None);
+        t.add_channel(1, None);
+        t.add_channel(2, None);
+        t.publish(msgs(0..4)).unwrap();
+        let mut out = Vec::new();
+        t.read(1, 4, &mut out);
+        assert_eq!(t.log.head(), 0);
+        t.read(2, 2, &mut out);
+        assert_eq!(t.log.head(), 2);
+        t.remove_channel(2);
+        assert_eq!(t.log.head(), 4);
+    }
+
+    #[test]
+    fn pause_holds_and_empty_drops_held() {
+        let mut t = TopicState::in_memory(None);
+        t.add_channel(1, None);
+        t.set_paused(true);
+        t.publish(msgs(0..2)).unwrap();
+        assert_eq!((t.depth(), t.channel_backlog(1)), (2, 0));
+        t.empty();
+        assert_eq!(t.depth(), 0);
+        t.publish(msgs(2..3)).unwrap();
+        assert!(t.set_paused(false));
+        let mut out = Vec::new();
+        t.read(1, 10, &mut out);
+        assert_eq!(ids(&out), vec![2]);
+    }
+
+    #[test]
+    fn bounded_channel_drops_oldest_backlog() {
+        let mut t = TopicState::in_memory(None);
+        t.add_channel(1, Some(2));
+        t.add_channel(2, None);
+        t.publish(msgs(0..5)).unwrap();
+        assert_eq!(t.channel_backlog(1), 2);
+        assert_eq!(t.channel_backlog(2), 5);
+        let mut out = Vec::new();
+        t.read(1, 10, &mut out);
+        assert_eq!(ids(&out), vec![3, 4]);
+    }
+
+    #[test]
+    fn bounded_topic_drops_overflow_while_holding() {
+        let mut t = TopicState::in_memory(Some(2));
+        t.publish(msgs(0..5)).unwrap();
+        assert_eq!(t.depth(), 2);
+        assert_eq!(t.message_count(), 5);
+    }
+
+    #[test]
+    fn deferred_publishes_wait_for_channels() {
+        let mut t = TopicState::in_memory(None);
+        let m = msgs(0..1).pop().unwrap();
+        t.hold_deferred(m, 100);
+        assert_eq!(t.depth(), 1);
+        assert!(t.take_pending_deferred().is_empty());
+        t.add_channel(1, None);
+        assert_eq!(t.take_pending_deferred().len(), 1);
+        assert_eq!(t.depth(), 0);
+    }
+
+    proptest::proptest! {
+        /// Whatever the interleaving, each channel reads every released message exactly once,
+        /// in order.
+        #[test]
+        fn channels_read_each_message_once(ops in proptest::collection::vec((0u8..4, 1usize..5), 1..60)) {
+            let mut t = TopicState::in_memory(None);
+            t.add_channel(1, None);
+            t.add_channel(2, None);
+            let mut next = 0u64;
+            let mut seen: [Vec<i64>; 2] = [Vec::new(), Vec::new()];
+            for (op, n) in ops {
+                match op {
+                    0 | 1 => { t.publish(msgs(next..next + n as u64)).unwrap(); next += n as u64; }
+                    2 => { let mut o = Vec::new(); t.read(1, n, &mut o); seen[0].extend(ids(&o)); }
+                    _ => { let mut o = Vec::new(); t.read(2, n, &mut o); seen[1].extend(ids(&o)); }
+                }
+            }
+            for (k, s) in [(1u64, 0usize), (2, 1)] {
+                let mut o = Vec::new();
+                t.read(k, usize::MAX, &mut o);
+                seen[s].extend(ids(&o));
+            }
+            let want: Vec<i64> = (0..next as i64).collect();
+            proptest::prop_assert_eq!(&seen[0], &want);
+            proptest::prop_assert_eq!(&seen[1], &want);
+            proptest::prop_assert_eq!(t.log.head(), t.log.tail());
+        }
+    }
+}

@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub mod logging;
+pub mod process;
 
 pub use logging::LogLevel;
 
@@ -12,7 +13,10 @@ pub const VERSION: &str = "1.3.0";
 /// `<app> v1.3.0 (built w/rustc1.95.0)`: the shape Go daemons print for `--version`, which client test
 /// harnesses parse.
 pub fn version_line(app: &str) -> String {
-    format!("{app} v{VERSION} (built w/rustc{})", env!("NSQ_RUSTC_VERSION"))
+    format!(
+        "{app} v{VERSION} (built w/rustc{})",
+        env!("NSQ_RUSTC_VERSION")
+    )
 }
 
 /// The OS hostname, or `localhost` when it cannot be read or is not UTF-8.

@@ -562,56 +562,66 @@ fn parse_mpub(
     }
     // The inner structure is walked within the declared total size: a client that lies about
     // the total gets the "failed to read" errors instead of having later bytes eaten.
-    let body = &buf[..end];
+    let bodies = parse_mpub_messages(&buf[..end], start, limits).map_err(body_err)?;
+    Ok(Parsed::Complete {
+        cmd: Command::Mpub { topic, bodies },
+        consumed: end,
+    })
+}
+
+/// Walks MPUB's `[count:u32]{[size:u32][body]}` structure starting at `start` in `body`
+/// (also the body of HTTP `/mpub?binary=true`), returning each message's range.
+pub fn parse_mpub_messages(
+    body: &[u8],
+    start: usize,
+    limits: &Limits,
+) -> Result<Vec<Range<usize>>, WireError> {
     let Some(count) = read_len(body, start) else {
-        return Err(body_err(WireError::new(
+        return Err(WireError::new(
             ErrorCode::BadBody,
             "MPUB failed to read message count",
-        )));
+        ));
     };
     let max_messages = (limits.max_body_size - 4) / 5;
     if count <= 0 || count as i64 > max_messages {
-        return Err(body_err(WireError::new(
+        return Err(WireError::new(
             ErrorCode::BadBody,
             format!("MPUB invalid message count {count}"),
-        )));
+        ));
     }
     let mut bodies = Vec::with_capacity(count as usize);
     let mut pos = start + 4;
     for i in 0..count {
         let Some(size) = read_len(body, pos) else {
-            return Err(body_err(WireError::new(
+            return Err(WireError::new(
                 ErrorCode::BadMessage,
                 format!("MPUB failed to read message({i}) body size"),
-            )));
+            ));
         };
         if size <= 0 {
-            return Err(body_err(WireError::new(
+            return Err(WireError::new(
                 ErrorCode::BadMessage,
                 format!("MPUB invalid message({i}) body size {size}"),
-            )));
+            ));
         }
         if size as i64 > limits.max_msg_size {
-            return Err(body_err(WireError::new(
+            return Err(WireError::new(
                 ErrorCode::BadMessage,
                 format!("MPUB message too big {size} > {}", limits.max_msg_size),
-            )));
+            ));
         }
         let msg_start = pos + 4;
         let msg_end = msg_start + size as usize;
-        if msg_end > end {
-            return Err(body_err(WireError::new(
+        if msg_end > body.len() {
+            return Err(WireError::new(
                 ErrorCode::BadMessage,
                 "MPUB failed to read message body",
-            )));
+            ));
         }
         bodies.push(msg_start..msg_end);
         pos = msg_end;
     }
-    Ok(Parsed::Complete {
-        cmd: Command::Mpub { topic, bodies },
-        consumed: end,
-    })
+    Ok(bodies)
 }
 
 #[cfg(test)]

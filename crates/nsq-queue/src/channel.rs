@@ -85,11 +85,13 @@ impl ChannelState {
 
     /// Takes up to `max` messages for `client`: requeued ones first, then fresh ones from the
     /// topic log. Each is marked in flight (attempts counted) and appended to `out`.
+    #[allow(clippy::too_many_arguments)]
     pub fn take(
         &mut self,
         topic: &mut TopicState,
         client: ClientId,
         max: usize,
+        max_bytes: usize,
         now: Instant,
         msg_timeout: Duration,
         out: &mut Vec<Message>,
@@ -98,15 +100,19 @@ impl ChannelState {
             return 0;
         }
         let start = out.len();
-        while out.len() - start < max {
+        let mut bytes = 0usize;
+        while out.len() - start < max && bytes < max_bytes {
             match self.requeued.pop_front() {
-                Some(m) => out.push(m),
+                Some(m) => {
+                    bytes += m.body.len();
+                    out.push(m);
+                }
                 None => break,
             }
         }
         let want = max - (out.len() - start);
-        if want > 0 {
-            topic.read(self.key, want, out);
+        if want > 0 && bytes < max_bytes {
+            topic.read_bounded(self.key, want, max_bytes - bytes, out);
         }
         let deadline = now + msg_timeout;
         for m in &mut out[start..] {
@@ -327,7 +333,7 @@ mod tests {
         let (mut t, mut c) = setup(3);
         let now = Instant::now();
         let mut out = Vec::new();
-        assert_eq!(c.take(&mut t, 1, 2, now, T, &mut out), 2);
+        assert_eq!(c.take(&mut t, 1, 2, usize::MAX, now, T, &mut out), 2);
         assert_eq!(out[0].attempts, 1);
         assert_eq!(c.in_flight_count(), 2);
         assert_eq!(c.depth(&t), 1);
@@ -341,7 +347,7 @@ mod tests {
         let (mut t, mut c) = setup(2);
         let now = Instant::now();
         let mut out = Vec::new();
-        c.take(&mut t, 1, 2, now, T, &mut out);
+        c.take(&mut t, 1, 2, usize::MAX, now, T, &mut out);
         assert!(c.requeue(1, &out[0].id, Duration::ZERO, now).unwrap());
         assert!(!c
             .requeue(1, &out[1].id, Duration::from_secs(5), now)
@@ -351,7 +357,7 @@ mod tests {
             (1, 1, 2)
         );
         let mut again = Vec::new();
-        c.take(&mut t, 1, 10, now, T, &mut again);
+        c.take(&mut t, 1, 10, usize::MAX, now, T, &mut again);
         assert_eq!(again.len(), 1);
         assert_eq!(again[0].attempts, 2);
         assert_eq!(c.scan(now + Duration::from_secs(4)).requeued(), 0);
@@ -365,7 +371,7 @@ mod tests {
         let now = Instant::now();
         let mut out = Vec::new();
         let to = Duration::from_secs(1);
-        c.take(&mut t, 9, 2, now, to, &mut out);
+        c.take(&mut t, 9, 2, usize::MAX, now, to, &mut out);
         c.touch(
             9,
             &out[0].id,
@@ -387,7 +393,7 @@ mod tests {
         // TOUCH never extends past delivery + max.
         let mut out2 = Vec::new();
         let later = now + Duration::from_secs(2);
-        c.take(&mut t, 9, 1, later, to, &mut out2);
+        c.take(&mut t, 9, 1, usize::MAX, later, to, &mut out2);
         c.touch(
             9,
             &out2[0].id,
@@ -408,7 +414,7 @@ mod tests {
         for round in 0..50u64 {
             t.publish(msgs(round * 100..round * 100 + 100)).unwrap();
             let mut out = Vec::new();
-            c.take(&mut t, 1, 100, now, T, &mut out);
+            c.take(&mut t, 1, 100, usize::MAX, now, T, &mut out);
             for m in &out {
                 c.finish(1, &m.id).unwrap();
             }
@@ -421,7 +427,7 @@ mod tests {
         let (mut t, mut c) = setup(5);
         let now = Instant::now();
         let mut out = Vec::new();
-        c.take(&mut t, 1, 2, now, T, &mut out);
+        c.take(&mut t, 1, 2, usize::MAX, now, T, &mut out);
         c.requeue(1, &out[0].id, Duration::from_secs(1), now)
             .unwrap();
         c.empty(&mut t);
@@ -433,11 +439,21 @@ mod tests {
     }
 
     #[test]
+    fn byte_bound_limits_batch() {
+        let (mut t, mut c) = setup(10);
+        let mut out = Vec::new();
+        assert_eq!(c.take(&mut t, 1, 10, 2, Instant::now(), T, &mut out), 2);
+    }
+
+    #[test]
     fn paused_channel_gives_nothing() {
         let (mut t, mut c) = setup(1);
         c.set_paused(true);
         let mut out = Vec::new();
-        assert_eq!(c.take(&mut t, 1, 5, Instant::now(), T, &mut out), 0);
+        assert_eq!(
+            c.take(&mut t, 1, 5, usize::MAX, Instant::now(), T, &mut out),
+            0
+        );
         assert!(!c.has_ready(&t));
         c.set_paused(false);
         assert!(c.has_ready(&t));
@@ -448,7 +464,7 @@ mod tests {
         let (mut t, mut c) = setup(4);
         let now = Instant::now();
         let mut out = Vec::new();
-        c.take(&mut t, 1, 2, now, T, &mut out);
+        c.take(&mut t, 1, 2, usize::MAX, now, T, &mut out);
         c.requeue(1, &out[0].id, Duration::from_secs(9), now)
             .unwrap();
         let all = c.all_messages(&mut t);

@@ -192,6 +192,18 @@ impl TopicState {
 
     /// Moves up to `max` of the channel's next messages into `out`.
     pub fn read(&mut self, key: ChannelKey, max: usize, out: &mut Vec<Message>) -> usize {
+        self.read_bounded(key, max, usize::MAX, out)
+    }
+
+    /// Like [`TopicState::read`], stopping once the bodies read reach `max_bytes` (at least one
+    /// message is read), so a batch of large messages stays bounded in memory.
+    pub fn read_bounded(
+        &mut self,
+        key: ChannelKey,
+        max: usize,
+        max_bytes: usize,
+        out: &mut Vec<Message>,
+    ) -> usize {
         let released = self.released;
         let Some(c) = self.cursors.iter_mut().find(|c| c.key == key) else {
             return 0;
@@ -201,7 +213,19 @@ impl TopicState {
             return 0;
         }
         let was_min_candidate = c.pos == self.log.head();
-        let n = self.log.read(c.pos, avail, out);
+        let n = if max_bytes == usize::MAX {
+            self.log.read(c.pos, avail, out)
+        } else {
+            let start = out.len();
+            let mut bytes = 0usize;
+            while out.len() - start < avail && bytes < max_bytes {
+                if self.log.read(c.pos + (out.len() - start) as u64, 1, out) == 0 {
+                    break;
+                }
+                bytes += out.last().map(|m| m.body.len()).unwrap_or(0);
+            }
+            out.len() - start
+        };
         c.pos += n as u64;
         if was_min_candidate {
             self.trim();

@@ -1,0 +1,412 @@
+//! The daemon's shared context: options, the topic registry, connected clients, health, and
+//! the operations that span topics and channels (create, delete, publish, persist, scan).
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use parking_lot::{Mutex, RwLock};
+use tokio::sync::Notify;
+
+use nsq_protocol::identify::IdentifyPolicy;
+use nsq_protocol::Limits;
+
+use crate::channel::Channel;
+use crate::client::ClientShared;
+use crate::metadata::{self, ChannelMeta, Metadata, TopicMeta};
+use crate::options::Options;
+use crate::topic::Topic;
+
+/// The default heartbeat is half the fixed 60 s client timeout.
+pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(30);
+
+/// How often expired in-flight and due deferred messages are looked for.
+pub const SCAN_INTERVAL: Duration = Duration::from_millis(100);
+
+/// Options that can change while running (`PUT /config/...`).
+#[derive(Debug, Clone, Default)]
+pub struct RuntimeOptions {
+    pub lookupd_tcp_addresses: Vec<String>,
+}
+
+pub struct Nsqd {
+    pub opts: Options,
+    pub runtime: Mutex<RuntimeOptions>,
+    pub data_path: PathBuf,
+    pub tcp_port: i64,
+    pub http_port: i64,
+    pub start_time: i64,
+    pub started: Instant,
+    pub hostname: String,
+    pub identify_policy: IdentifyPolicy,
+    pub limits: Limits,
+    topics: RwLock<BTreeMap<String, Arc<Topic>>>,
+    clients: Mutex<HashMap<u64, Arc<ClientShared>>>,
+    next_client_id: AtomicU64,
+    health: Mutex<Option<String>>,
+    exiting: AtomicBool,
+    loading: AtomicBool,
+    persist_requested: Notify,
+    pub shutdown: Notify,
+}
+
+fn millis(d: Duration) -> i64 {
+    d.as_millis().min(i64::MAX as u128) as i64
+}
+
+impl Nsqd {
+    pub fn new(opts: Options, data_path: PathBuf, tcp_port: i64, http_port: i64) -> Nsqd {
+        let identify_policy = IdentifyPolicy {
+            version: nsq_daemon::VERSION.to_string(),
+            default_heartbeat: DEFAULT_HEARTBEAT,
+            max_heartbeat_interval: opts.max_heartbeat_interval,
+            default_output_buffer_size: 16 * 1024,
+            max_output_buffer_size: opts.max_output_buffer_size,
+            default_output_buffer_timeout: opts.output_buffer_timeout,
+            min_output_buffer_timeout: opts.min_output_buffer_timeout,
+            max_output_buffer_timeout: opts.max_output_buffer_timeout,
+            default_msg_timeout: opts.msg_timeout,
+            max_msg_timeout: opts.max_msg_timeout,
+            max_rdy_count: opts.max_rdy_count,
+            max_deflate_level: opts.max_deflate_level,
+            // TLS, snappy and deflate are negotiated as unavailable until the stream upgrades
+            // are implemented.
+            tls_available: false,
+            snappy_enabled: false,
+            deflate_enabled: false,
+            auth_required: !opts.auth_http_addresses.is_empty(),
+            topology_region: opts.topology_region.clone(),
+            topology_zone: opts.topology_zone.clone(),
+        };
+        let limits = Limits {
+            max_msg_size: opts.max_msg_size,
+            max_body_size: opts.max_body_size,
+            max_rdy_count: opts.max_rdy_count,
+            max_req_timeout_ms: millis(opts.max_req_timeout),
+        };
+        let runtime = RuntimeOptions {
+            lookupd_tcp_addresses: opts.lookupd_tcp_addresses.clone(),
+        };
+        Nsqd {
+            runtime: Mutex::new(runtime),
+            data_path,
+            tcp_port,
+            http_port,
+            start_time: crate::topic::unix_nanos() / 1_000_000_000,
+            started: Instant::now(),
+            hostname: nsq_daemon::hostname(),
+            identify_policy,
+            limits,
+            topics: RwLock::new(BTreeMap::new()),
+            clients: Mutex::new(HashMap::new()),
+            next_client_id: AtomicU64::new(1),
+            health: Mutex::new(None),
+            exiting: AtomicBool::new(false),
+            loading: AtomicBool::new(false),
+            persist_requested: Notify::new(),
+            shutdown: Notify::new(),
+            opts,
+        }
+    }
+
+    pub fn is_exiting(&self) -> bool {
+        self.exiting.load(Ordering::Acquire)
+    }
+
+    /// `None` when healthy, else the last storage error.
+    pub fn health(&self) -> Option<String> {
+        self.health.lock().clone()
+    }
+
+    pub fn set_health(&self, err: Option<String>) {
+        *self.health.lock() = err;
+    }
+
+    pub fn health_text(&self) -> String {
+        match self.health() {
+            None => "OK".to_string(),
+            Some(e) => format!("NOK - {e}"),
+        }
+    }
+
+    // ----- clients -----
+
+    pub fn new_client(&self, addr: std::net::SocketAddr) -> Arc<ClientShared> {
+        let id = self.next_client_id.fetch_add(1, Ordering::Relaxed);
+        let now = crate::topic::unix_nanos() / 1_000_000_000;
+        let c = Arc::new(ClientShared::new(id, addr, now));
+        self.clients.lock().insert(id, c.clone());
+        c
+    }
+
+    pub fn remove_client(&self, id: u64) {
+        self.clients.lock().remove(&id);
+    }
+
+    pub fn clients(&self) -> Vec<Arc<ClientShared>> {
+        self.clients.lock().values().cloned().collect()
+    }
+
+    // ----- topics and channels -----
+
+    pub fn topic(&self, name: &str) -> Option<Arc<Topic>> {
+        self.topics.read().get(name).cloned()
+    }
+
+    pub fn topics(&self) -> Vec<Arc<Topic>> {
+        self.topics.read().values().cloned().collect()
+    }
+
+    /// Returns the topic, creating it (and persisting metadata) if needed.
+    pub fn get_or_create_topic(&self, name: &str) -> Arc<Topic> {
+        if let Some(t) = self.topic(name) {
+            return t;
+        }
+        let topic = {
+            let mut topics = self.topics.write();
+            if let Some(t) = topics.get(name) {
+                return t.clone();
+            }
+            let t = Arc::new(Topic::new(
+                name,
+                self.opts.node_id,
+                self.opts.mem_queue_size,
+            ));
+            topics.insert(name.to_string(), t.clone());
+            t
+        };
+        log::info!("TOPIC({name}): created");
+        if !topic.ephemeral {
+            self.request_persist();
+        }
+        topic
+    }
+
+    pub fn get_or_create_channel(&self, topic: &Arc<Topic>, name: &str) -> Arc<Channel> {
+        let (channel, created) = topic.get_or_create_channel(name);
+        if created && !channel.ephemeral && !topic.ephemeral {
+            self.request_persist();
+        }
+        channel
+    }
+
+    pub fn delete_topic(&self, name: &str) -> bool {
+        let Some(topic) = self.topics.write().remove(name) else {
+            return false;
+        };
+        log::info!("TOPIC({name}): deleting");
+        topic.mark_deleted();
+        for c in topic.channels() {
+            topic.remove_channel(&c.name);
+        }
+        topic.empty();
+        if !topic.ephemeral {
+            self.request_persist();
+        }
+        true
+    }
+
+    pub fn delete_channel(&self, topic: &Arc<Topic>, name: &str) -> bool {
+        let Some(left) = topic.remove_channel(name) else {
+            return false;
+        };
+        if !topic.ephemeral && !nsq_protocol::names::is_ephemeral(name) {
+            self.request_persist();
+        }
+        if left == 0 && topic.ephemeral {
+            self.delete_topic(&topic.name);
+        }
+        true
+    }
+
+    /// A consumer left its channel: an ephemeral channel without consumers goes away.
+    pub fn consumer_left(&self, topic: &Arc<Topic>, channel: &Arc<Channel>, client_id: u64) {
+        let left = channel.remove_client(client_id);
+        if left == 0 && channel.ephemeral && !channel.is_deleted() {
+            self.delete_channel(topic, &channel.name);
+        }
+    }
+
+    /// Empties a channel: queued, in-flight and deferred messages are dropped and its consumers'
+    /// in-flight counts reset.
+    pub fn empty_channel(&self, topic: &Arc<Topic>, channel: &Arc<Channel>) {
+        let mut ci = channel.inner.lock();
+        {
+            let mut ti = topic.inner.lock();
+            ci.state.empty(&mut ti.state);
+        }
+        for c in ci.clients.values() {
+            c.in_flight.store(0, Ordering::Release);
+            c.wake();
+        }
+    }
+
+    // ----- publishing -----
+
+    pub fn publish(&self, topic: &Arc<Topic>, bodies: Vec<Bytes>) -> Result<(), String> {
+        if self.is_exiting() {
+            return Err("exiting".to_string());
+        }
+        topic.publish(bodies).map_err(|e| e.to_string())
+    }
+
+    pub fn publish_deferred(
+        &self,
+        topic: &Arc<Topic>,
+        body: Bytes,
+        defer_ms: i64,
+    ) -> Result<(), String> {
+        if self.is_exiting() {
+            return Err("exiting".to_string());
+        }
+        if defer_ms == 0 {
+            return topic.publish([body]).map_err(|e| e.to_string());
+        }
+        topic
+            .publish_deferred(body, defer_ms)
+            .map_err(|e| e.to_string())
+    }
+
+    // ----- metadata -----
+
+    pub fn request_persist(&self) {
+        if !self.loading.load(Ordering::Acquire) {
+            self.persist_requested.notify_one();
+        }
+    }
+
+    pub fn metadata(&self) -> Metadata {
+        let mut topics = Vec::new();
+        for t in self.topics() {
+            if t.ephemeral {
+                continue;
+            }
+            let channels: Vec<ChannelMeta> = t
+                .channels()
+                .iter()
+                .filter(|c| !c.ephemeral)
+                .map(|c| ChannelMeta {
+                    name: c.name.clone(),
+                    paused: c.paused(),
+                })
+                .collect();
+            topics.push(TopicMeta {
+                name: t.name.clone(),
+                paused: t.paused(),
+                channels: (!channels.is_empty()).then_some(channels),
+            });
+        }
+        Metadata {
+            topics: (!topics.is_empty()).then_some(topics),
+            version: nsq_daemon::VERSION.to_string(),
+        }
+    }
+
+    pub fn persist_metadata(&self) -> Result<(), metadata::MetadataError> {
+        let md = self.metadata();
+        log::info!(
+            "NSQ: persisting topic/channel metadata to {}",
+            metadata::file_name(&self.data_path).display()
+        );
+        metadata::save(&self.data_path, &md)
+    }
+
+    /// Recreates topics and channels from `nsqd.dat` (invalid names skipped with a warning).
+    pub fn load_metadata(&self) -> Result<(), metadata::MetadataError> {
+        let Some(md) = metadata::load(&self.data_path, self.opts.node_id)? else {
+            return Ok(());
+        };
+        self.loading.store(true, Ordering::Release);
+        for t in md.topics.unwrap_or_default() {
+            if !nsq_protocol::names::is_valid_topic_name(t.name.as_bytes()) {
+                log::warn!("skipping creation of invalid topic {}", t.name);
+                continue;
+            }
+            let topic = self.get_or_create_topic(&t.name);
+            if t.paused {
+                topic.set_paused(true);
+            }
+            for c in t.channels.unwrap_or_default() {
+                if !nsq_protocol::names::is_valid_channel_name(c.name.as_bytes()) {
+                    log::warn!("skipping creation of invalid channel {}", c.name);
+                    continue;
+                }
+                let channel = self.get_or_create_channel(&topic, &c.name);
+                if c.paused {
+                    channel.set_paused(true);
+                }
+            }
+        }
+        self.loading.store(false, Ordering::Release);
+        Ok(())
+    }
+
+    /// Writes `nsqd.dat` whenever asked, coalescing bursts of requests.
+    pub async fn persist_loop(self: Arc<Self>) {
+        loop {
+            self.persist_requested.notified().await;
+            if self.is_exiting() {
+                return;
+            }
+            let me = self.clone();
+            let res = tokio::task::spawn_blocking(move || me.persist_metadata()).await;
+            match res {
+                Ok(Err(e)) => log::error!("{e}"),
+                Err(e) => log::error!("metadata persistence task failed - {e}"),
+                Ok(Ok(())) => {}
+            }
+        }
+    }
+
+    // ----- timeouts and deferrals -----
+
+    /// Moves expired in-flight and due deferred messages back into their channels' queues.
+    pub fn scan_once(&self, now: Instant) {
+        for topic in self.topics() {
+            for channel in topic.channels() {
+                let mut ci = channel.inner.lock();
+                let due = ci.state.next_deadline().is_some_and(|d| d <= now);
+                if !due {
+                    continue;
+                }
+                let outcome = ci.state.scan(now);
+                for owner in &outcome.timed_out_owners {
+                    if let Some(c) = ci.clients.get(owner) {
+                        c.release_in_flight(1);
+                    }
+                }
+                for _ in 0..outcome.requeued() {
+                    if !channel.has_waiters() {
+                        break;
+                    }
+                    channel.wake_one_locked(&mut ci);
+                }
+            }
+        }
+    }
+
+    pub async fn scan_loop(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(SCAN_INTERVAL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if self.is_exiting() {
+                return;
+            }
+            self.scan_once(Instant::now());
+        }
+    }
+
+    // ----- shutdown -----
+
+    /// Stops accepting work and asks every connection to close.
+    pub fn begin_exit(&self) {
+        self.exiting.store(true, Ordering::Release);
+        self.shutdown.notify_waiters();
+        for c in self.clients() {
+            c.request_close();
+        }
+    }
+}

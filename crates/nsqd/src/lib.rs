@@ -1,0 +1,13 @@
+//! nsqd: receives, queues and delivers messages over NSQ's TCP protocol (V2) and HTTP API.
+#![forbid(unsafe_code)]
+
+pub mod channel;
+pub mod client;
+pub mod daemon;
+pub mod http_api;
+pub mod metadata;
+pub mod options;
+pub mod server;
+pub mod stats;
+pub mod tcp;
+pub mod topic;

@@ -1,0 +1,141 @@
+//! `nsqd.dat`: the JSON list of topics and channels (with pause flags) that survives restarts,
+//! in NSQ's format so data directories move between Go nsqd and this one.
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ChannelMeta {
+    pub name: String,
+    #[serde(default)]
+    pub paused: bool,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TopicMeta {
+    pub name: String,
+    #[serde(default)]
+    pub paused: bool,
+    #[serde(default)]
+    pub channels: Option<Vec<ChannelMeta>>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Metadata {
+    #[serde(default)]
+    pub topics: Option<Vec<TopicMeta>>,
+    #[serde(default)]
+    pub version: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MetadataError {
+    #[error("failed to read metadata from {0} - {1}")]
+    Read(String, std::io::Error),
+    #[error("failed to parse metadata in {0} - {1}")]
+    Parse(String, serde_json::Error),
+    #[error("failed to write metadata to {0} - {1}")]
+    Write(String, std::io::Error),
+}
+
+pub fn file_name(data_path: &Path) -> PathBuf {
+    data_path.join("nsqd.dat")
+}
+
+/// Reads `nsqd.dat`, falling back to the pre-1.0 `nsqd.<node-id>.dat`. `None`: fresh start.
+pub fn load(data_path: &Path, node_id: i64) -> Result<Option<Metadata>, MetadataError> {
+    let primary = file_name(data_path);
+    let legacy = data_path.join(format!("nsqd.{node_id}.dat"));
+    for path in [primary, legacy] {
+        match std::fs::read(&path) {
+            Ok(data) => {
+                let md = serde_json::from_slice(&data)
+                    .map_err(|e| MetadataError::Parse(path.display().to_string(), e))?;
+                return Ok(Some(md));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(MetadataError::Read(path.display().to_string(), e)),
+        }
+    }
+    Ok(None)
+}
+
+/// Writes `nsqd.dat` atomically: a fsynced temporary file renamed over the old one.
+pub fn save(data_path: &Path, md: &Metadata) -> Result<(), MetadataError> {
+    let path = file_name(data_path);
+    let tmp = data_path.join(format!("nsqd.dat.{}.tmp", rand::random::<u32>()));
+    let err = |e| MetadataError::Write(path.display().to_string(), e);
+    let data = serde_json::to_vec(md).map_err(|e| err(std::io::Error::other(e)))?;
+    let write = || -> std::io::Result<()> {
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+        let mut f = opts.open(&tmp)?;
+        f.write_all(&data)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, &path)
+    };
+    write().map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        err(e)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_nulls_missing_keys_and_empty_lists() {
+        let md: Metadata = serde_json::from_str(
+            r#"{"topics":[{"name":"a","channels":null},{"name":"b","paused":true,"channels":[{"name":"c"}],"x":1}]}"#,
+        )
+        .unwrap();
+        let t = md.topics.unwrap();
+        assert_eq!(t[0].channels, None);
+        assert!(t[1].paused);
+        assert_eq!(t[1].channels.as_ref().unwrap()[0].name, "c");
+        let md: Metadata = serde_json::from_str(r#"{"topics":null,"version":"1.3.0"}"#).unwrap();
+        assert!(md.topics.is_none());
+    }
+
+    #[test]
+    fn round_trip_in_reference_key_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let md = Metadata {
+            topics: Some(vec![TopicMeta {
+                name: "t".into(),
+                paused: false,
+                channels: Some(vec![ChannelMeta {
+                    name: "c".into(),
+                    paused: true,
+                }]),
+            }]),
+            version: "1.3.0".into(),
+        };
+        save(dir.path(), &md).unwrap();
+        let raw = std::fs::read_to_string(file_name(dir.path())).unwrap();
+        assert_eq!(
+            raw,
+            r#"{"topics":[{"name":"t","paused":false,"channels":[{"name":"c","paused":true}]}],"version":"1.3.0"}"#
+        );
+        assert_eq!(load(dir.path(), 0).unwrap(), Some(md));
+    }
+
+    #[test]
+    fn legacy_file_is_read_when_primary_missing() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("nsqd.7.dat"),
+            r#"{"topics":[{"name":"old"}]}"#,
+        )
+        .unwrap();
+        let md = load(dir.path(), 7).unwrap().unwrap();
+        assert_eq!(md.topics.unwrap()[0].name, "old");
+        assert!(load(dir.path(), 8).unwrap().is_none());
+        std::fs::write(file_name(dir.path()), "{bad").unwrap();
+        assert!(matches!(load(dir.path(), 7), Err(MetadataError::Parse(..))));
+    }
+}

@@ -1,0 +1,98 @@
+//! nsqd's lifecycle: lock the data path, bind listeners, load metadata, serve until SIGINT or
+//! SIGTERM, then shut down cleanly.
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{anyhow, Context};
+
+use crate::daemon::Nsqd;
+use crate::options::Options;
+
+fn fatal(msg: impl std::fmt::Display) -> anyhow::Error {
+    anyhow!("failed to instantiate nsqd - {msg}")
+}
+
+fn bind(addr: &str) -> anyhow::Result<tokio::net::TcpListener> {
+    let std_listener = nsq_daemon::process::bind_tcp(addr)
+        .map_err(|e| fatal(format!("listen ({addr}) failed - {e}")))?;
+    tokio::net::TcpListener::from_std(std_listener)
+        .map_err(|e| fatal(format!("listen ({addr}) failed - {e}")))
+}
+
+pub async fn run(mut opts: Options) -> anyhow::Result<()> {
+    let data_path = if opts.data_path.is_empty() {
+        std::env::current_dir().context("failed to read working directory")?
+    } else {
+        PathBuf::from(&opts.data_path)
+    };
+    let _lock = nsq_daemon::process::lock_dir(&data_path)
+        .map_err(|e| fatal(format!("failed to lock data-path: {e}")))?;
+
+    let tcp = bind(&opts.tcp_address)?;
+    let tcp_addr = tcp.local_addr()?;
+    let http = if opts.http_address.is_empty() {
+        None
+    } else {
+        Some(bind(&opts.http_address)?)
+    };
+    let http_addr = match &http {
+        Some(l) => Some(l.local_addr()?),
+        None => None,
+    };
+    if opts.broadcast_tcp_port == 0 {
+        opts.broadcast_tcp_port = tcp_addr.port() as i64;
+    }
+    if opts.broadcast_http_port == 0 {
+        opts.broadcast_http_port = http_addr.map(|a| a.port() as i64).unwrap_or(0);
+    }
+
+    let nsqd = Arc::new(Nsqd::new(
+        opts,
+        data_path,
+        tcp_addr.port() as i64,
+        http_addr.map(|a| a.port() as i64).unwrap_or(0),
+    ));
+    nsqd.load_metadata().map_err(fatal)?;
+    nsqd.persist_metadata().map_err(fatal)?;
+
+    let (stop_http, http_stopped) = tokio::sync::watch::channel(false);
+    let mut tasks = Vec::new();
+    log::info!("TCP: listening on {tcp_addr}");
+    tasks.push(tokio::spawn(crate::tcp::serve(nsqd.clone(), tcp)));
+    if let (Some(listener), Some(addr)) = (http, http_addr) {
+        log::info!("HTTP: listening on {addr}");
+        let router = Arc::new(crate::http_api::router());
+        tasks.push(tokio::spawn(nsq_http::serve(
+            listener,
+            router,
+            nsqd.clone(),
+            http_stopped,
+        )));
+    }
+    tokio::spawn(nsqd.clone().scan_loop());
+    tokio::spawn(nsqd.clone().persist_loop());
+
+    wait_for_signal().await?;
+
+    nsqd.begin_exit();
+    let _ = stop_http.send(true);
+    for t in tasks {
+        let _ = t.await;
+    }
+    if let Err(e) = nsqd.persist_metadata() {
+        log::error!("{e}");
+    }
+    log::info!("NSQ: bye");
+    Ok(())
+}
+
+async fn wait_for_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).context("failed to install signal handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("failed to install signal handler")?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    Ok(())
+}

@@ -1,0 +1,563 @@
+//! The V2 TCP protocol server: one task per connection that reads commands, executes them, and
+//! pushes messages from its channel to the client.
+//!
+//! Each loop iteration parses every complete command in the read buffer, delivers whatever the
+//! consumer may take, and writes all resulting frames with one syscall. It flushes whenever it
+//! is about to wait, so a lone message goes out at once while a busy consumer gets large
+//! writes; the client's output buffer timeout is therefore only an upper bound on delay.
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::time::Interval;
+
+use nsq_protocol::command::{parse_command, ParseCtx};
+use nsq_protocol::frame;
+use nsq_protocol::identify::{negotiate, response_json, IdentifyRequest, Negotiated};
+use nsq_protocol::{Command, CommandError, ConnState, ErrorCode, Message, Parsed, WireError};
+
+use crate::channel::Channel;
+use crate::client::ClientShared;
+use crate::daemon::Nsqd;
+use crate::topic::Topic;
+
+/// Upper bound on messages taken from a channel per loop iteration.
+const MAX_BATCH: usize = 256;
+/// Upper bound on body bytes taken per loop iteration.
+const MAX_BATCH_BYTES: usize = 1 << 20;
+
+pub async fn serve(nsqd: Arc<Nsqd>, listener: TcpListener) {
+    loop {
+        let accepted = tokio::select! {
+            r = listener.accept() => r,
+            _ = nsqd.shutdown.notified() => break,
+        };
+        match accepted {
+            Ok((stream, addr)) => {
+                let nsqd = nsqd.clone();
+                tokio::spawn(async move { handle(nsqd, stream, addr).await });
+            }
+            Err(e) => {
+                log::error!("TCP: accept error - {e}");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+        if nsqd.is_exiting() {
+            break;
+        }
+    }
+    log::info!(
+        "TCP: closing {}",
+        listener
+            .local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default()
+    );
+}
+
+async fn handle(nsqd: Arc<Nsqd>, mut stream: TcpStream, addr: SocketAddr) {
+    let _ = stream.set_nodelay(true);
+    log::info!("TCP: new client({addr})");
+    let mut magic = [0u8; 4];
+    let read = tokio::select! {
+        r = stream.read_exact(&mut magic) => r,
+        _ = nsqd.shutdown.notified() => return,
+    };
+    if read.is_err() {
+        return;
+    }
+    log::info!(
+        "CLIENT({addr}): desired protocol magic '{}'",
+        String::from_utf8_lossy(&magic)
+    );
+    if &magic != nsq_protocol::MAGIC_V2 {
+        let mut buf = Vec::new();
+        frame::put_error(&mut buf, &WireError::bad_protocol().frame_text());
+        let _ = stream.write_all(&buf).await;
+        graceful_close(stream).await;
+        return;
+    }
+    let client = nsqd.new_client(addr);
+    let neg = Negotiated::defaults(&nsqd.identify_policy);
+    let mut conn = Conn {
+        nsqd: nsqd.clone(),
+        client: client.clone(),
+        stream,
+        rbuf: BytesMut::with_capacity(16 * 1024),
+        wbuf: BytesMut::with_capacity(16 * 1024),
+        state: ConnState::Init,
+        identified: false,
+        neg,
+        rdy: 0,
+        sub: None,
+        taken: Vec::with_capacity(MAX_BATCH),
+    };
+    let graceful = conn.run().await;
+    if let Some((topic, channel)) = conn.sub.take() {
+        nsqd.consumer_left(&topic, &channel, client.id);
+    }
+    nsqd.remove_client(client.id);
+    log::info!("PROTOCOL(V2): [{addr}] exiting ioloop");
+    if graceful {
+        graceful_close(conn.stream).await;
+    }
+}
+
+/// Closes after an error frame: shut down our side, then drain what the client still sends, so
+/// the kernel answers with FIN rather than a reset that could discard the error frame.
+async fn graceful_close(mut stream: TcpStream) {
+    let _ = stream.shutdown().await;
+    let mut sink = [0u8; 4096];
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        while let Ok(n) = stream.read(&mut sink).await {
+            if n == 0 {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
+enum Event {
+    Read(std::io::Result<usize>),
+    Wake,
+    Heartbeat,
+    ReadTimeout,
+}
+
+/// Why the loop ended: `true` when a final error frame was written and the close should be
+/// graceful.
+type Graceful = bool;
+
+struct Conn {
+    nsqd: Arc<Nsqd>,
+    client: Arc<ClientShared>,
+    stream: TcpStream,
+    rbuf: BytesMut,
+    wbuf: BytesMut,
+    state: ConnState,
+    identified: bool,
+    neg: Negotiated,
+    rdy: i64,
+    sub: Option<(Arc<Topic>, Arc<Channel>)>,
+    taken: Vec<Message>,
+}
+
+fn heartbeat_interval(h: Option<Duration>) -> Option<Interval> {
+    h.map(|h| {
+        let mut i = tokio::time::interval_at(tokio::time::Instant::now() + h, h);
+        i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        i
+    })
+}
+
+async fn tick(i: &mut Option<Interval>) {
+    match i {
+        Some(i) => {
+            i.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+async fn sleep_until(d: Option<tokio::time::Instant>) {
+    match d {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+impl Conn {
+    fn read_deadline(&self) -> Option<tokio::time::Instant> {
+        self.neg
+            .heartbeat
+            .map(|h| tokio::time::Instant::now() + h * 2)
+    }
+
+    fn parse_ctx(&self) -> ParseCtx {
+        ParseCtx {
+            state: self.state,
+            tls_gate: false,
+            heartbeats_disabled: self.neg.heartbeat.is_none(),
+            identified: self.identified,
+        }
+    }
+
+    async fn run(&mut self) -> Graceful {
+        let mut heartbeat = heartbeat_interval(self.neg.heartbeat);
+        let mut deadline = self.read_deadline();
+        loop {
+            if self.client.close_requested() {
+                let _ = self.flush().await;
+                return false;
+            }
+            // Execute every complete command already buffered.
+            loop {
+                let parsed = parse_command(&self.rbuf, &self.parse_ctx(), &self.nsqd.limits);
+                match parsed {
+                    Ok(Parsed::Incomplete) => break,
+                    Ok(Parsed::Complete { cmd, consumed }) => {
+                        let raw = self.rbuf.split_to(consumed).freeze();
+                        let cmd = cmd.map(|r| raw.slice(r));
+                        let old_heartbeat = self.neg.heartbeat;
+                        let res = self.exec(cmd).await;
+                        deadline = self.read_deadline();
+                        if self.neg.heartbeat != old_heartbeat {
+                            heartbeat = heartbeat_interval(self.neg.heartbeat);
+                        }
+                        if let Err(e) = res {
+                            return self.fail(e).await;
+                        }
+                    }
+                    Err(CommandError::LineTooLong) => {
+                        log::error!("[{}] - line too long", self.client.remote_addr);
+                        return false;
+                    }
+                    Err(CommandError::Wire(e)) => return self.fail(e).await,
+                    Err(CommandError::MpubBody { topic, error }) => {
+                        self.nsqd.get_or_create_topic(&topic);
+                        return self.fail(error).await;
+                    }
+                }
+            }
+
+            let more = self.deliver();
+            let obuf = self.neg.output_buffer_size.max(1) as usize;
+            if !self.wbuf.is_empty()
+                && (!more || self.wbuf.len() >= obuf)
+                && self.flush().await.is_err()
+            {
+                return false;
+            }
+            if more {
+                continue;
+            }
+
+            let event = tokio::select! {
+                r = self.stream.read_buf(&mut self.rbuf) => Event::Read(r),
+                _ = self.client.notify.notified() => Event::Wake,
+                _ = tick(&mut heartbeat) => Event::Heartbeat,
+                _ = sleep_until(deadline) => Event::ReadTimeout,
+            };
+            match event {
+                Event::Read(Ok(0)) | Event::Read(Err(_)) => return false,
+                Event::Read(Ok(_)) | Event::Wake => {}
+                Event::Heartbeat => frame::put_response(&mut self.wbuf, frame::HEARTBEAT),
+                Event::ReadTimeout => {
+                    log::error!("[{}] - read timeout, closing", self.client.remote_addr);
+                    let _ = self.flush().await;
+                    return false;
+                }
+            }
+        }
+    }
+
+    /// Writes the buffered frames, within the heartbeat interval when heartbeats are on.
+    async fn flush(&mut self) -> std::io::Result<()> {
+        if self.wbuf.is_empty() {
+            return Ok(());
+        }
+        let res = match self.neg.heartbeat {
+            Some(h) => match tokio::time::timeout(h, self.stream.write_all(&self.wbuf)).await {
+                Ok(r) => r,
+                Err(_) => Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "write timeout",
+                )),
+            },
+            None => self.stream.write_all(&self.wbuf).await,
+        };
+        self.wbuf.clear();
+        res
+    }
+
+    /// Sends a fatal error and ends the connection.
+    async fn fail(&mut self, e: WireError) -> Graceful {
+        log::error!("[{}] - {}", self.client.remote_addr, e.frame_text());
+        frame::put_error(&mut self.wbuf, &e.frame_text());
+        self.flush().await.is_ok()
+    }
+
+    /// Pulls what this consumer may take from its channel into the write buffer. Returns `true`
+    /// when it took a full batch (more may be ready).
+    fn deliver(&mut self) -> bool {
+        if self.state != ConnState::Subscribed {
+            return false;
+        }
+        let Some((topic, channel)) = &self.sub else {
+            return false;
+        };
+        let capacity = self.rdy - self.client.in_flight.load(Ordering::Acquire);
+        if capacity <= 0 {
+            return false;
+        }
+        let want = (capacity as usize).min(MAX_BATCH);
+        self.taken.clear();
+        let now = Instant::now();
+        let n = {
+            let mut ci = channel.inner.lock();
+            let mut ti = topic.inner.lock();
+            let n = ci.state.take(
+                &mut ti.state,
+                self.client.id,
+                want,
+                MAX_BATCH_BYTES,
+                now,
+                self.neg.msg_timeout,
+                &mut self.taken,
+            );
+            if n < want {
+                if !ci.state.paused() {
+                    channel.register_waiter(&mut ci, &self.client);
+                }
+            } else if channel.has_waiters() && ci.state.has_ready(&ti.state) {
+                drop(ti);
+                channel.wake_one_locked(&mut ci);
+            }
+            if self.neg.sample_rate > 0 {
+                self.taken.retain(|m| {
+                    let keep = rand::random::<u32>() % 100 <= self.neg.sample_rate as u32;
+                    if !keep {
+                        let _ = ci.state.finish(self.client.id, &m.id);
+                    }
+                    keep
+                });
+            }
+            n
+        };
+        let sent = self.taken.len();
+        self.client
+            .in_flight
+            .fetch_add(sent as i64, Ordering::AcqRel);
+        self.client
+            .message_count
+            .fetch_add(sent as u64, Ordering::Relaxed);
+        channel
+            .global_msg_count
+            .fetch_add(sent as u64, Ordering::Relaxed);
+        for m in &self.taken {
+            frame::put_message(&mut self.wbuf, m);
+        }
+        n == want
+    }
+
+    fn subscription(&self) -> Result<(&Arc<Topic>, &Arc<Channel>), WireError> {
+        self.sub
+            .as_ref()
+            .map(|(t, c)| (t, c))
+            .ok_or_else(|| WireError::invalid("not subscribed"))
+    }
+
+    async fn exec(&mut self, cmd: Command<Bytes>) -> Result<(), WireError> {
+        match cmd {
+            Command::Nop | Command::RdyIgnored => Ok(()),
+            Command::Identify { body } => self.identify(&body),
+            Command::Auth { .. } => Err(WireError::new(ErrorCode::AuthDisabled, "AUTH disabled")),
+            Command::Sub { topic, channel } => self.subscribe(&topic, &channel).await,
+            Command::Rdy { count } => {
+                self.rdy = count;
+                self.client.ready_count.store(count, Ordering::Relaxed);
+                Ok(())
+            }
+            Command::Fin { id } => {
+                let (_, channel) = self.subscription()?;
+                let res = channel.inner.lock().state.finish(self.client.id, &id);
+                match res {
+                    Ok(_) => {
+                        self.client.in_flight.fetch_sub(1, Ordering::AcqRel);
+                        self.client.finish_count.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(e) => self.soft_error(
+                        ErrorCode::FinFailed,
+                        format!("FIN {} failed {e}", id.as_text()),
+                    ),
+                }
+                Ok(())
+            }
+            Command::Req {
+                id,
+                delay_ms,
+                requested_ms,
+            } => {
+                if requested_ms as i64 != delay_ms {
+                    log::info!(
+                        "[{}] REQ timeout {requested_ms}ms clamped to {delay_ms}ms",
+                        self.client.remote_addr
+                    );
+                }
+                let (_, channel) = self.subscription()?;
+                let channel = channel.clone();
+                let mut ci = channel.inner.lock();
+                let res = ci.state.requeue(
+                    self.client.id,
+                    &id,
+                    Duration::from_millis(delay_ms as u64),
+                    Instant::now(),
+                );
+                match res {
+                    Ok(ready_now) => {
+                        self.client.in_flight.fetch_sub(1, Ordering::AcqRel);
+                        self.client.requeue_count.fetch_add(1, Ordering::Relaxed);
+                        if ready_now {
+                            channel.wake_one_locked(&mut ci);
+                        }
+                    }
+                    Err(e) => {
+                        drop(ci);
+                        self.soft_error(
+                            ErrorCode::ReqFailed,
+                            format!("REQ {} failed {e}", id.as_text()),
+                        )
+                    }
+                }
+                Ok(())
+            }
+            Command::Touch { id } => {
+                let (_, channel) = self.subscription()?;
+                let res = channel.inner.lock().state.touch(
+                    self.client.id,
+                    &id,
+                    Instant::now(),
+                    self.neg.msg_timeout,
+                    self.nsqd.opts.max_msg_timeout,
+                );
+                if let Err(e) = res {
+                    self.soft_error(
+                        ErrorCode::TouchFailed,
+                        format!("TOUCH {} failed {e}", id.as_text()),
+                    );
+                }
+                Ok(())
+            }
+            Command::Cls => {
+                self.state = ConnState::Closing;
+                self.client
+                    .state
+                    .store(ConnState::Closing as u8, Ordering::Relaxed);
+                self.rdy = 0;
+                self.client.ready_count.store(0, Ordering::Relaxed);
+                frame::put_response(&mut self.wbuf, frame::CLOSE_WAIT);
+                Ok(())
+            }
+            Command::Pub { topic, body } => {
+                let name = topic_name(&topic)?;
+                let t = self.nsqd.get_or_create_topic(name);
+                self.nsqd
+                    .publish(&t, vec![body])
+                    .map_err(|e| WireError::new(ErrorCode::PubFailed, format!("PUB failed {e}")))?;
+                self.client.count_published(name, 1);
+                frame::put_response(&mut self.wbuf, frame::OK);
+                Ok(())
+            }
+            Command::Mpub { topic, bodies } => {
+                let name = topic_name(&topic)?;
+                let t = self.nsqd.get_or_create_topic(name);
+                let n = bodies.len() as u64;
+                self.nsqd.publish(&t, bodies).map_err(|e| {
+                    WireError::new(ErrorCode::MpubFailed, format!("MPUB failed {e}"))
+                })?;
+                self.client.count_published(name, n);
+                frame::put_response(&mut self.wbuf, frame::OK);
+                Ok(())
+            }
+            Command::Dpub {
+                topic,
+                defer_ms,
+                body,
+            } => {
+                let name = topic_name(&topic)?;
+                let t = self.nsqd.get_or_create_topic(name);
+                self.nsqd
+                    .publish_deferred(&t, body, defer_ms)
+                    .map_err(|e| {
+                        WireError::new(ErrorCode::DpubFailed, format!("DPUB failed {e}"))
+                    })?;
+                self.client.count_published(name, 1);
+                frame::put_response(&mut self.wbuf, frame::OK);
+                Ok(())
+            }
+        }
+    }
+
+    fn soft_error(&mut self, code: ErrorCode, desc: String) {
+        let e = WireError::new(code, desc);
+        log::error!("[{}] - {}", self.client.remote_addr, e.frame_text());
+        frame::put_error(&mut self.wbuf, &e.frame_text());
+    }
+
+    fn identify(&mut self, body: &[u8]) -> Result<(), WireError> {
+        let req = IdentifyRequest::from_json(body)?;
+        let neg = negotiate(&req, &self.nsqd.identify_policy)?;
+        {
+            let mut id = self.client.identity.lock();
+            id.client_id = req.client_id.clone();
+            id.hostname = req.hostname.clone();
+            id.user_agent = req.user_agent.clone();
+            id.topology_region = req.topology_region.clone();
+            id.topology_zone = req.topology_zone.clone();
+            id.sample_rate = neg.sample_rate;
+            id.deflate = neg.deflate;
+            id.snappy = neg.snappy;
+            id.tls = neg.tls;
+        }
+        self.identified = true;
+        if req.feature_negotiation {
+            let json = response_json(&neg, &self.nsqd.identify_policy);
+            frame::put_response(&mut self.wbuf, &json);
+        } else {
+            frame::put_response(&mut self.wbuf, frame::OK);
+        }
+        self.neg = neg;
+        Ok(())
+    }
+
+    async fn subscribe(&mut self, topic: &[u8], channel: &[u8]) -> Result<(), WireError> {
+        let topic_name = topic_name(topic)?;
+        let channel_name = std::str::from_utf8(channel)
+            .map_err(|_| WireError::new(ErrorCode::BadChannel, "SUB channel name is not valid"))?;
+        let max = self.nsqd.opts.max_channel_consumers;
+        for attempt in 0..2 {
+            let t = self.nsqd.get_or_create_topic(topic_name);
+            let c = self.nsqd.get_or_create_channel(&t, channel_name);
+            if max != 0 && c.client_count() as i64 >= max {
+                return Err(WireError::new(
+                    ErrorCode::SubFailed,
+                    format!("SUB failed consumers for {topic_name}:{channel_name} exceeds limit of {max}"),
+                ));
+            }
+            if c.is_deleted() || t.is_deleted() {
+                // An ephemeral channel or topic may be going away right now: retry once.
+                if attempt == 0 {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+                return Err(WireError::new(
+                    ErrorCode::SubFailed,
+                    "SUB failed to deleted topic/channel",
+                ));
+            }
+            c.add_client(&self.client);
+            self.sub = Some((t, c));
+            self.state = ConnState::Subscribed;
+            self.client
+                .state
+                .store(ConnState::Subscribed as u8, Ordering::Relaxed);
+            frame::put_response(&mut self.wbuf, frame::OK);
+            return Ok(());
+        }
+        Err(WireError::new(
+            ErrorCode::SubFailed,
+            "SUB failed to deleted topic/channel",
+        ))
+    }
+}
+
+fn topic_name(raw: &[u8]) -> Result<&str, WireError> {
+    // The parser already validated the name as ASCII.
+    std::str::from_utf8(raw)
+        .map_err(|_| WireError::new(ErrorCode::BadTopic, "topic name is not valid"))
+}

@@ -147,6 +147,13 @@ pub fn level() -> LogLevel {
         .unwrap_or(LogLevel::Info)
 }
 
+/// Logs an INFO line whatever the level: listener addresses are read by tooling that starts the
+/// daemon (with port 0 it is the only way to learn the port).
+pub fn always_info(msg: &str) {
+    let prefix = LOGGER.get().map(|l| l.prefix.as_str()).unwrap_or("");
+    write_line(prefix, "INFO", msg);
+}
+
 /// Logs a FATAL line in NSQ's format (used for startup failures before exit 1).
 pub fn fatal(prefix: &str, msg: &str) {
     write_line(prefix, "FATAL", msg);

@@ -40,6 +40,9 @@ pub struct ParseCtx {
     pub heartbeats_disabled: bool,
     /// IDENTIFY already accepted (a second one is refused).
     pub identified: bool,
+    /// The peer closed its side: a command still missing bytes fails with NSQ's "failed to
+    /// read" errors instead of waiting.
+    pub eof: bool,
 }
 
 /// A parsed command. `B` is `Range<usize>` straight out of the parser and becomes `Bytes` (or
@@ -288,9 +291,9 @@ pub fn parse_command(buf: &[u8], ctx: &ParseCtx, limits: &Limits) -> Result<Pars
                 requested_ms,
             })
         }
-        b"PUB" => parse_pub(buf, limits, &params, body_at),
-        b"MPUB" => parse_mpub(buf, limits, &params, body_at),
-        b"DPUB" => parse_dpub(buf, limits, &params, body_at),
+        b"PUB" => parse_pub(buf, ctx, limits, &params, body_at),
+        b"MPUB" => parse_mpub(buf, ctx, limits, &params, body_at),
+        b"DPUB" => parse_dpub(buf, ctx, limits, &params, body_at),
         b"NOP" => complete(Command::Nop),
         b"TOUCH" => {
             if !subscribed_or_closing {
@@ -339,20 +342,36 @@ pub fn parse_command(buf: &[u8], ctx: &ParseCtx, limits: &Limits) -> Result<Pars
     }
 }
 
-/// A length-prefixed body at `at`: `Ok(None)` if incomplete, else (body range, end offset).
-/// `check` validates the declared size before waiting for the bytes.
+/// What the errors say when a body's size or bytes never arrive.
+struct ReadErrors {
+    code: ErrorCode,
+    size: &'static str,
+    body: &'static str,
+}
+
+/// A length-prefixed body at `at`: `Ok(None)` if incomplete (or an error if the peer has
+/// closed), else (body range, end offset). `check` validates the declared size before waiting
+/// for the bytes.
 fn sized_body(
     buf: &[u8],
     at: usize,
+    ctx: &ParseCtx,
+    errors: ReadErrors,
     check: impl FnOnce(i32) -> Result<(), CommandError>,
 ) -> Result<Option<(Range<usize>, usize)>, CommandError> {
     let Some(size) = read_len(buf, at) else {
+        if ctx.eof {
+            return Err(err(errors.code, errors.size));
+        }
         return Ok(None);
     };
     check(size)?;
     let start = at + 4;
     let end = start + size as usize;
     if buf.len() < end {
+        if ctx.eof {
+            return Err(err(errors.code, errors.body));
+        }
         return Ok(None);
     }
     Ok(Some((start..end, end)))
@@ -367,7 +386,12 @@ fn parse_identify(
     if ctx.state != ConnState::Init || ctx.identified {
         return Err(invalid("cannot IDENTIFY in current state"));
     }
-    let body = sized_body(buf, at, |size| {
+    let errors = ReadErrors {
+        code: ErrorCode::BadBody,
+        size: "IDENTIFY failed to read body size",
+        body: "IDENTIFY failed to read body",
+    };
+    let body = sized_body(buf, at, ctx, errors, |size| {
         if size as i64 > limits.max_body_size {
             return Err(err(
                 ErrorCode::BadBody,
@@ -404,7 +428,12 @@ fn parse_auth(
     if params.len() != 1 {
         return Err(invalid("AUTH invalid number of parameters"));
     }
-    let body = sized_body(buf, at, |size| {
+    let errors = ReadErrors {
+        code: ErrorCode::BadBody,
+        size: "AUTH failed to read body size",
+        body: "AUTH failed to read body",
+    };
+    let body = sized_body(buf, at, ctx, errors, |size| {
         if size as i64 > limits.max_body_size {
             return Err(err(
                 ErrorCode::BadBody,
@@ -449,11 +478,25 @@ fn check_topic(
 /// The message body of PUB and DPUB, with their shared error texts.
 fn message_body(
     buf: &[u8],
+    ctx: &ParseCtx,
     limits: &Limits,
     cmd: &'static str,
     at: usize,
 ) -> Result<Option<(Range<usize>, usize)>, CommandError> {
-    sized_body(buf, at, |size| {
+    let errors = if cmd == "PUB" {
+        ReadErrors {
+            code: ErrorCode::BadMessage,
+            size: "PUB failed to read message body size",
+            body: "PUB failed to read message body",
+        }
+    } else {
+        ReadErrors {
+            code: ErrorCode::BadMessage,
+            size: "DPUB failed to read message body size",
+            body: "DPUB failed to read message body",
+        }
+    };
+    sized_body(buf, at, ctx, errors, |size| {
         if size <= 0 {
             return Err(err(
                 ErrorCode::BadMessage,
@@ -472,6 +515,7 @@ fn message_body(
 
 fn parse_pub(
     buf: &[u8],
+    ctx: &ParseCtx,
     limits: &Limits,
     params: &[Range<usize>],
     at: usize,
@@ -481,7 +525,7 @@ fn parse_pub(
     }
     let topic = params[1].clone();
     check_topic(buf, &topic, "PUB", "")?;
-    Ok(match message_body(buf, limits, "PUB", at)? {
+    Ok(match message_body(buf, ctx, limits, "PUB", at)? {
         None => Parsed::Incomplete,
         Some((body, end)) => Parsed::Complete {
             cmd: Command::Pub { topic, body },
@@ -492,6 +536,7 @@ fn parse_pub(
 
 fn parse_dpub(
     buf: &[u8],
+    ctx: &ParseCtx,
     limits: &Limits,
     params: &[Range<usize>],
     at: usize,
@@ -511,7 +556,7 @@ fn parse_dpub(
             limits.max_req_timeout_ms
         )));
     }
-    Ok(match message_body(buf, limits, "DPUB", at)? {
+    Ok(match message_body(buf, ctx, limits, "DPUB", at)? {
         None => Parsed::Incomplete,
         Some((body, end)) => Parsed::Complete {
             cmd: Command::Dpub {
@@ -526,6 +571,7 @@ fn parse_dpub(
 
 fn parse_mpub(
     buf: &[u8],
+    ctx: &ParseCtx,
     limits: &Limits,
     params: &[Range<usize>],
     at: usize,
@@ -541,6 +587,12 @@ fn parse_mpub(
         error,
     };
     let Some(total) = read_len(buf, at) else {
+        if ctx.eof {
+            return Err(body_err(WireError::new(
+                ErrorCode::BadBody,
+                "MPUB failed to read body size",
+            )));
+        }
         return Ok(Parsed::Incomplete);
     };
     if total <= 0 {
@@ -555,32 +607,39 @@ fn parse_mpub(
             format!("MPUB body too big {total} > {}", limits.max_body_size),
         )));
     }
-    let start = at + 4;
-    let end = start + total as usize;
-    if buf.len() < end {
-        return Ok(Parsed::Incomplete);
+    // NSQ walks the inner structure straight off the stream and never compares what it read
+    // with the declared total, so neither do we: errors surface as soon as the field that
+    // causes them arrives, and the command ends where its last message ends.
+    match parse_mpub_messages(buf, at + 4, limits, ctx.eof).map_err(body_err)? {
+        None => Ok(Parsed::Incomplete),
+        Some((bodies, end)) => Ok(Parsed::Complete {
+            cmd: Command::Mpub { topic, bodies },
+            consumed: end,
+        }),
     }
-    // The inner structure is walked within the declared total size: a client that lies about
-    // the total gets the "failed to read" errors instead of having later bytes eaten.
-    let bodies = parse_mpub_messages(&buf[..end], start, limits).map_err(body_err)?;
-    Ok(Parsed::Complete {
-        cmd: Command::Mpub { topic, bodies },
-        consumed: end,
-    })
 }
 
-/// Walks MPUB's `[count:u32]{[size:u32][body]}` structure starting at `start` in `body`
-/// (also the body of HTTP `/mpub?binary=true`), returning each message's range.
+/// Walks MPUB's `[count:u32]{[size:u32][body]}` structure starting at `start` in `buf` (also
+/// the body of HTTP `/mpub?binary=true`). Returns each message's range and the end offset, or
+/// `None` while more bytes are needed; with `eof` a missing field is an error instead.
 pub fn parse_mpub_messages(
-    body: &[u8],
+    buf: &[u8],
     start: usize,
     limits: &Limits,
-) -> Result<Vec<Range<usize>>, WireError> {
-    let Some(count) = read_len(body, start) else {
-        return Err(WireError::new(
+    eof: bool,
+) -> Result<Option<(Vec<Range<usize>>, usize)>, WireError> {
+    let missing = |code, text: String| {
+        if eof {
+            Err(WireError::new(code, text))
+        } else {
+            Ok(None)
+        }
+    };
+    let Some(count) = read_len(buf, start) else {
+        return missing(
             ErrorCode::BadBody,
-            "MPUB failed to read message count",
-        ));
+            "MPUB failed to read message count".into(),
+        );
     };
     let max_messages = (limits.max_body_size - 4) / 5;
     if count <= 0 || count as i64 > max_messages {
@@ -589,14 +648,14 @@ pub fn parse_mpub_messages(
             format!("MPUB invalid message count {count}"),
         ));
     }
-    let mut bodies = Vec::with_capacity(count as usize);
+    let mut bodies = Vec::with_capacity((count as usize).min(1024));
     let mut pos = start + 4;
     for i in 0..count {
-        let Some(size) = read_len(body, pos) else {
-            return Err(WireError::new(
+        let Some(size) = read_len(buf, pos) else {
+            return missing(
                 ErrorCode::BadMessage,
                 format!("MPUB failed to read message({i}) body size"),
-            ));
+            );
         };
         if size <= 0 {
             return Err(WireError::new(
@@ -612,16 +671,16 @@ pub fn parse_mpub_messages(
         }
         let msg_start = pos + 4;
         let msg_end = msg_start + size as usize;
-        if msg_end > body.len() {
-            return Err(WireError::new(
+        if msg_end > buf.len() {
+            return missing(
                 ErrorCode::BadMessage,
-                "MPUB failed to read message body",
-            ));
+                "MPUB failed to read message body".into(),
+            );
         }
         bodies.push(msg_start..msg_end);
         pos = msg_end;
     }
-    Ok(bodies)
+    Ok(Some((bodies, pos)))
 }
 
 #[cfg(test)]
@@ -643,6 +702,7 @@ mod tests {
             tls_gate: false,
             heartbeats_disabled: false,
             identified: false,
+            eof: false,
         }
     }
 
@@ -836,8 +896,8 @@ mod tests {
             "E_BAD_BODY MPUB invalid message count 819"
         );
         assert_eq!(
-            error_text(&inner(2, &[b"a"]), ConnState::Init),
-            "E_BAD_MESSAGE MPUB failed to read message(1) body size"
+            parse(&inner(2, &[b"a"]), ConnState::Init),
+            Ok(Parsed::Incomplete)
         );
         assert_eq!(
             error_text(&inner(1, &[b""]), ConnState::Init),
@@ -982,6 +1042,53 @@ mod tests {
         assert_eq!(
             error_text(&with_body("IDENTIFY", b""), ConnState::Init),
             "E_BAD_BODY IDENTIFY invalid body size 0"
+        );
+    }
+
+    #[test]
+    fn truncated_bodies_fail_at_eof() {
+        let mut c = ctx(ConnState::Init);
+        c.eof = true;
+        let text = |b: &[u8]| match parse_command(b, &c, &limits()) {
+            Err(CommandError::Wire(e)) => e.frame_text(),
+            Err(CommandError::MpubBody { error, .. }) => error.frame_text(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            text(b"PUB t\n\0\0"),
+            "E_BAD_MESSAGE PUB failed to read message body size"
+        );
+        assert_eq!(
+            text(b"PUB t\n\0\0\0\x05ab"),
+            "E_BAD_MESSAGE PUB failed to read message body"
+        );
+        assert_eq!(
+            text(b"DPUB t 1\n"),
+            "E_BAD_MESSAGE DPUB failed to read message body size"
+        );
+        assert_eq!(
+            text(b"IDENTIFY\n\0"),
+            "E_BAD_BODY IDENTIFY failed to read body size"
+        );
+        assert_eq!(
+            text(b"IDENTIFY\n\0\0\0\x05{"),
+            "E_BAD_BODY IDENTIFY failed to read body"
+        );
+        assert_eq!(
+            text(b"MPUB t\n"),
+            "E_BAD_BODY MPUB failed to read body size"
+        );
+        assert_eq!(
+            text(b"MPUB t\n\0\0\0\x09\0\0\0\x02\0\0\0\x01a"),
+            "E_BAD_MESSAGE MPUB failed to read message(1) body size"
+        );
+        assert_eq!(
+            text(b"MPUB t\n\0\0\0\x09\0\0"),
+            "E_BAD_BODY MPUB failed to read message count"
+        );
+        assert_eq!(
+            text(b"MPUB t\n\0\0\0\x09\0\0\0\x01\0\0\0\x03a"),
+            "E_BAD_MESSAGE MPUB failed to read message body"
         );
     }
 

@@ -223,7 +223,8 @@ pub fn negotiate(req: &IdentifyRequest, policy: &IdentifyPolicy) -> Result<Negot
     n.tls = req.tls_v1 && policy.tls_available;
     n.deflate = req.deflate && policy.deflate_enabled;
     n.snappy = req.snappy && policy.snappy_enabled;
-    let level = if req.deflate_level > 0 {
+    // The requested level only counts when deflate is actually negotiated.
+    let level = if n.deflate && req.deflate_level > 0 {
         req.deflate_level
     } else {
         6

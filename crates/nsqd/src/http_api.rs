@@ -160,10 +160,11 @@ async fn mpublish(nsqd: Arc<Nsqd>, mut ctx: RequestCtx) -> HandlerResult {
         Err(BodyError::Read(_)) => return Err(err(500, "INTERNAL_ERROR")),
     };
     let bodies: Vec<Bytes> = if binary {
-        let ranges = parse_mpub_messages(&body, 0, &nsqd.limits).map_err(|e| {
+        let parsed = parse_mpub_messages(&body, 0, &nsqd.limits, true).map_err(|e| {
             let code = e.code.as_str().trim_start_matches("E_").to_string();
             ApiError::new(413, code)
         })?;
+        let ranges = parsed.map(|(r, _)| r).unwrap_or_default();
         ranges.into_iter().map(|r| body.slice(r)).collect()
     } else {
         let max_msg = nsqd.opts.max_msg_size.max(0) as usize;
@@ -197,8 +198,11 @@ async fn mpublish(nsqd: Arc<Nsqd>, mut ctx: RequestCtx) -> HandlerResult {
 async fn stats_handler(nsqd: Arc<Nsqd>, ctx: RequestCtx) -> HandlerResult {
     let q = query(&ctx)?;
     let filter = StatsFilter {
-        topic: q.get("topic").map(str::to_string),
-        channel: q.get("channel").map(str::to_string),
+        topic: q.get("topic").filter(|t| !t.is_empty()).map(str::to_string),
+        channel: q
+            .get("channel")
+            .filter(|c| !c.is_empty())
+            .map(str::to_string),
         include_clients: q.get_bool("include_clients", true),
         include_mem: q.get_bool("include_mem", true),
     };
@@ -358,7 +362,15 @@ fn config_value(nsqd: &Nsqd, name: &str) -> Option<serde_json::Value> {
 async fn config_get(nsqd: Arc<Nsqd>, ctx: RequestCtx) -> HandlerResult {
     let name = ctx.param("opt").unwrap_or_default();
     let v = config_value(&nsqd, name).ok_or_else(|| err(400, "INVALID_OPTION"))?;
-    Ok(v1_json(&v))
+    Ok(config_response(v))
+}
+
+/// String options go out as raw text, everything else as JSON, as NSQ's V1 responder does.
+fn config_response(v: serde_json::Value) -> nsq_http::Response {
+    match v {
+        serde_json::Value::String(s) => v1_text(s),
+        other => v1_json(&other),
+    }
 }
 
 async fn config_put(nsqd: Arc<Nsqd>, mut ctx: RequestCtx) -> HandlerResult {
@@ -384,5 +396,5 @@ async fn config_put(nsqd: Arc<Nsqd>, mut ctx: RequestCtx) -> HandlerResult {
         _ => return Err(err(400, "INVALID_OPTION")),
     }
     let v = config_value(&nsqd, &name).ok_or_else(|| err(400, "INVALID_OPTION"))?;
-    Ok(v1_json(&v))
+    Ok(config_response(v))
 }

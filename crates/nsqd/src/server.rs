@@ -46,6 +46,17 @@ pub async fn run(mut opts: Options) -> anyhow::Result<()> {
         opts.broadcast_http_port = http_addr.map(|a| a.port() as i64).unwrap_or(0);
     }
 
+    if !opts.statsd_prefix.is_empty() {
+        // `%s` becomes this node's host key, `<broadcast address>_<http port>` with dots and
+        // colons made safe for metric names.
+        let host_key = format!("{}_{}", opts.broadcast_address, opts.broadcast_http_port)
+            .replace(['.', ':'], "_");
+        opts.statsd_prefix = opts.statsd_prefix.replace("%s", &host_key);
+        if !opts.statsd_prefix.ends_with('.') {
+            opts.statsd_prefix.push('.');
+        }
+    }
+
     let nsqd = Arc::new(Nsqd::new(
         opts,
         data_path,
@@ -57,10 +68,10 @@ pub async fn run(mut opts: Options) -> anyhow::Result<()> {
 
     let (stop_http, http_stopped) = tokio::sync::watch::channel(false);
     let mut tasks = Vec::new();
-    log::info!("TCP: listening on {tcp_addr}");
+    nsq_daemon::logging::always_info(&format!("TCP: listening on {tcp_addr}"));
     tasks.push(tokio::spawn(crate::tcp::serve(nsqd.clone(), tcp)));
     if let (Some(listener), Some(addr)) = (http, http_addr) {
-        log::info!("HTTP: listening on {addr}");
+        nsq_daemon::logging::always_info(&format!("HTTP: listening on {addr}"));
         let router = Arc::new(crate::http_api::router());
         tasks.push(tokio::spawn(nsq_http::serve(
             listener,

@@ -95,6 +95,7 @@ async fn handle(nsqd: Arc<Nsqd>, mut stream: TcpStream, addr: SocketAddr) {
         rdy: 0,
         sub: None,
         taken: Vec::with_capacity(MAX_BATCH),
+        eof: false,
     };
     let graceful = conn.run().await;
     if let Some((topic, channel)) = conn.sub.take() {
@@ -145,6 +146,8 @@ struct Conn {
     rdy: i64,
     sub: Option<(Arc<Topic>, Arc<Channel>)>,
     taken: Vec<Message>,
+    /// The client closed its side; buffered commands still run.
+    eof: bool,
 }
 
 fn heartbeat_interval(h: Option<Duration>) -> Option<Interval> {
@@ -184,6 +187,7 @@ impl Conn {
             tls_gate: false,
             heartbeats_disabled: self.neg.heartbeat.is_none(),
             identified: self.identified,
+            eof: self.eof,
         }
     }
 
@@ -244,6 +248,10 @@ impl Conn {
                 _ = sleep_until(deadline) => Event::ReadTimeout,
             };
             match event {
+                Event::Read(Ok(0)) if !self.rbuf.is_empty() && !self.eof => {
+                    // Run what is buffered once more so a truncated command gets its error.
+                    self.eof = true;
+                }
                 Event::Read(Ok(0)) | Event::Read(Err(_)) => return false,
                 Event::Read(Ok(_)) | Event::Wake => {}
                 Event::Heartbeat => frame::put_response(&mut self.wbuf, frame::HEARTBEAT),

@@ -15,9 +15,12 @@ use nsq_protocol::names::is_ephemeral;
 use nsq_queue::{ChannelKey, ChannelState};
 
 use crate::client::ClientShared;
+use crate::latency::E2eLatency;
 
 pub struct ChannelInner {
     pub state: ChannelState,
+    /// Publish-to-FIN latency, when percentiles are configured.
+    pub e2e: Option<E2eLatency>,
     pub clients: HashMap<u64, Arc<ClientShared>>,
     waiters: VecDeque<Arc<ClientShared>>,
 }
@@ -34,13 +37,15 @@ pub struct Channel {
 }
 
 impl Channel {
-    pub fn new(name: &str, key: ChannelKey) -> Channel {
+    /// `e2e_window`: keep publish-to-FIN latencies over this window.
+    pub fn new(name: &str, key: ChannelKey, e2e_window: Option<std::time::Duration>) -> Channel {
         Channel {
             name: name.to_string(),
             ephemeral: is_ephemeral(name),
             key,
             inner: Mutex::new(ChannelInner {
                 state: ChannelState::new(key),
+                e2e: e2e_window.map(|w| E2eLatency::new(w, std::time::Instant::now())),
                 clients: HashMap::new(),
                 waiters: VecDeque::new(),
             }),

@@ -169,10 +169,13 @@ impl Nsqd {
             if let Some(t) = topics.get(name) {
                 return t.clone();
             }
+            let e2e = (!self.opts.e2e_processing_latency_percentiles.is_empty())
+                .then_some(self.opts.e2e_processing_latency_window_time);
             let t = Arc::new(Topic::new(
                 name,
                 self.opts.node_id,
                 self.opts.mem_queue_size,
+                e2e,
             ));
             topics.insert(name.to_string(), t.clone());
             t

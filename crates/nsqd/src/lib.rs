@@ -5,6 +5,7 @@ pub mod channel;
 pub mod client;
 pub mod daemon;
 pub mod http_api;
+pub mod latency;
 pub mod metadata;
 pub mod options;
 pub mod server;

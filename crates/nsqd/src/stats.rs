@@ -161,15 +161,15 @@ pub struct StatsFilter {
     pub include_mem: bool,
 }
 
-fn latency(nsqd: &Nsqd) -> Latency {
+fn latency(nsqd: &Nsqd, samples: &mut [f64], count: u64) -> Latency {
     let ps = &nsqd.opts.e2e_processing_latency_percentiles;
     Latency {
-        count: 0,
+        count,
         percentiles: (!ps.is_empty()).then(|| {
             ps.iter()
                 .map(|&q| Percentile {
                     quantile: q,
-                    value: 0.0,
+                    value: crate::latency::quantile(samples, q),
                 })
                 .collect()
         }),
@@ -221,8 +221,20 @@ pub fn client_stats(c: &ClientShared, topic_filter: Option<&str>) -> ClientStats
     }
 }
 
-fn channel_stats(nsqd: &Nsqd, topic: &Topic, c: &Arc<Channel>, f: &StatsFilter) -> ChannelStats {
-    let ci = c.inner.lock();
+/// A channel's stats, plus its latency samples for the topic-level figures.
+fn channel_stats(
+    nsqd: &Nsqd,
+    topic: &Topic,
+    c: &Arc<Channel>,
+    f: &StatsFilter,
+) -> (ChannelStats, Vec<f64>, u64) {
+    let mut ci = c.inner.lock();
+    let (samples, count) = ci
+        .e2e
+        .as_mut()
+        .map(|e| e.window(std::time::Instant::now()))
+        .unwrap_or_default();
+    let mut sorted = samples.clone();
     let (depth, received) = {
         let ti = topic.inner.lock();
         (ci.state.depth(&ti.state), ti.state.channel_received(c.key))
@@ -234,7 +246,7 @@ fn channel_stats(nsqd: &Nsqd, topic: &Topic, c: &Arc<Channel>, f: &StatsFilter) 
             .map(|cl| client_stats(cl, f.topic.as_deref()))
             .collect()
     });
-    ChannelStats {
+    let stats = ChannelStats {
         channel_name: c.name.clone(),
         depth,
         backend_depth: 0,
@@ -249,8 +261,9 @@ fn channel_stats(nsqd: &Nsqd, topic: &Topic, c: &Arc<Channel>, f: &StatsFilter) 
         client_count,
         clients,
         paused: ci.state.paused(),
-        e2e_processing_latency: latency(nsqd),
-    }
+        e2e_processing_latency: latency(nsqd, &mut sorted, count),
+    };
+    (stats, samples, count)
 }
 
 pub fn collect(nsqd: &Nsqd, f: &StatsFilter) -> Stats {
@@ -270,9 +283,16 @@ pub fn collect(nsqd: &Nsqd, f: &StatsFilter) -> Stats {
             }
         }
         channels.sort_by(|a, b| a.name.cmp(&b.name));
+        let mut topic_samples = Vec::new();
+        let mut topic_count = 0;
         let channel_stats: Vec<ChannelStats> = channels
             .iter()
-            .map(|c| channel_stats(nsqd, t, c, f))
+            .map(|c| {
+                let (s, samples, count) = channel_stats(nsqd, t, c, f);
+                topic_samples.extend(samples);
+                topic_count += count;
+                s
+            })
             .collect();
         let (depth, message_count, message_bytes, paused) = {
             let ti = t.inner.lock();
@@ -293,7 +313,7 @@ pub fn collect(nsqd: &Nsqd, f: &StatsFilter) -> Stats {
             message_bytes,
             paused,
             e2e_processing_latency: if has_channels {
-                latency(nsqd)
+                latency(nsqd, &mut topic_samples, topic_count)
             } else {
                 Latency {
                     count: 0,

@@ -373,7 +373,14 @@ impl Conn {
             }
             Command::Fin { id } => {
                 let (_, channel) = self.subscription()?;
-                let res = channel.inner.lock().state.finish(self.client.id, &id);
+                let res = {
+                    let mut ci = channel.inner.lock();
+                    let res = ci.state.finish(self.client.id, &id);
+                    if let (Ok(f), Some(e2e)) = (&res, ci.e2e.as_mut()) {
+                        e2e.record(Instant::now(), crate::topic::unix_nanos() - f.msg.timestamp);
+                    }
+                    res
+                };
                 match res {
                     Ok(_) => {
                         self.client.in_flight.fetch_sub(1, Ordering::AcqRel);

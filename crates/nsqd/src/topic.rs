@@ -31,6 +31,7 @@ pub struct Topic {
     pub inner: Mutex<TopicInner>,
     deleted: AtomicBool,
     mem_queue_size: i64,
+    e2e_window: Option<Duration>,
 }
 
 pub fn unix_nanos() -> i64 {
@@ -41,7 +42,12 @@ pub fn unix_nanos() -> i64 {
 }
 
 impl Topic {
-    pub fn new(name: &str, node_id: i64, mem_queue_size: i64) -> Topic {
+    pub fn new(
+        name: &str,
+        node_id: i64,
+        mem_queue_size: i64,
+        e2e_window: Option<Duration>,
+    ) -> Topic {
         let ephemeral = is_ephemeral(name);
         let bound = ephemeral.then_some(mem_queue_size.max(0) as u64);
         Topic {
@@ -55,6 +61,7 @@ impl Topic {
             }),
             deleted: AtomicBool::new(false),
             mem_queue_size,
+            e2e_window,
         }
     }
 
@@ -152,7 +159,7 @@ impl Topic {
             }
             let key = inner.next_key;
             inner.next_key += 1;
-            let channel = Arc::new(Channel::new(name, key));
+            let channel = Arc::new(Channel::new(name, key, self.e2e_window));
             let bound = channel
                 .ephemeral
                 .then_some(self.mem_queue_size.max(0) as u64);

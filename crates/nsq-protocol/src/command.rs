@@ -619,6 +619,9 @@ fn parse_mpub(
     }
 }
 
+/// Each message's range within the buffer, and where the last one ends.
+pub type MpubMessages = (Vec<Range<usize>>, usize);
+
 /// Walks MPUB's `[count:u32]{[size:u32][body]}` structure starting at `start` in `buf` (also
 /// the body of HTTP `/mpub?binary=true`). Returns each message's range and the end offset, or
 /// `None` while more bytes are needed; with `eof` a missing field is an error instead.
@@ -627,7 +630,7 @@ pub fn parse_mpub_messages(
     start: usize,
     limits: &Limits,
     eof: bool,
-) -> Result<Option<(Vec<Range<usize>>, usize)>, WireError> {
+) -> Result<Option<MpubMessages>, WireError> {
     let missing = |code, text: String| {
         if eof {
             Err(WireError::new(code, text))

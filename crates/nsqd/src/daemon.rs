@@ -49,6 +49,9 @@ pub struct Nsqd {
     exiting: AtomicBool,
     loading: AtomicBool,
     persist_requested: Notify,
+    /// Held from snapshot to rename, so a write that started earlier can never land after (and
+    /// overwrite) one that saw newer state.
+    persist_lock: Mutex<()>,
     pub shutdown: Notify,
 }
 
@@ -106,6 +109,7 @@ impl Nsqd {
             exiting: AtomicBool::new(false),
             loading: AtomicBool::new(false),
             persist_requested: Notify::new(),
+            persist_lock: Mutex::new(()),
             shutdown: Notify::new(),
             opts,
         }
@@ -308,6 +312,7 @@ impl Nsqd {
     }
 
     pub fn persist_metadata(&self) -> Result<(), metadata::MetadataError> {
+        let _serialized = self.persist_lock.lock();
         let md = self.metadata();
         log::info!(
             "NSQ: persisting topic/channel metadata to {}",

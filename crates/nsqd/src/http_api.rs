@@ -37,6 +37,8 @@ pub fn router() -> Router<Nsqd> {
         .post("/channel/unpause", channel_unpause)
         .get("/config/:opt", config_get)
         .put("/config/:opt", config_put)
+        .put("/debug/setblockrate", debug_set_block_rate)
+        .post("/debug/freememory", debug_free_memory)
         .skip_access_log(["/pub", "/mpub"]);
     r
 }
@@ -397,4 +399,26 @@ async fn config_put(nsqd: Arc<Nsqd>, mut ctx: RequestCtx) -> HandlerResult {
     }
     let v = config_value(&nsqd, &name).ok_or_else(|| err(400, "INVALID_OPTION"))?;
     Ok(config_response(v))
+}
+
+/// Accepted for compatibility with tooling that tunes Go's block profiler; there is nothing to
+/// tune here, but the argument is validated as NSQ does.
+async fn debug_set_block_rate(_nsqd: Arc<Nsqd>, ctx: RequestCtx) -> HandlerResult {
+    let q = ctx.query().unwrap_or_default();
+    let raw = q.get("rate").unwrap_or_default();
+    if raw.parse::<i64>().is_err() {
+        return Ok(plain(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "invalid block rate : strconv.Atoi: parsing {}: invalid syntax",
+                nsq_flags::go_quote(raw)
+            ),
+        ));
+    }
+    Ok(plain(StatusCode::OK, ""))
+}
+
+/// Memory is returned to the allocator as it is freed; nothing more to do on request.
+async fn debug_free_memory(_nsqd: Arc<Nsqd>, _ctx: RequestCtx) -> HandlerResult {
+    Ok(plain(StatusCode::OK, ""))
 }

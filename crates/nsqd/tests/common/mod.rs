@@ -107,11 +107,17 @@ impl Nsqd {
                 return l.clone();
             }
             if st.closed {
-                panic!("nsqd exited before logging {needle:?}; log:\n{}", st.lines.join("\n"));
+                panic!(
+                    "nsqd exited before logging {needle:?}; log:\n{}",
+                    st.lines.join("\n")
+                );
             }
             let now = Instant::now();
             if now >= deadline {
-                panic!("timed out waiting for {needle:?}; log:\n{}", st.lines.join("\n"));
+                panic!(
+                    "timed out waiting for {needle:?}; log:\n{}",
+                    st.lines.join("\n")
+                );
             }
             st = c.wait_timeout(st, deadline - now).unwrap().0;
         }
@@ -307,7 +313,12 @@ impl Conn {
 
     pub fn read_message(&mut self) -> Msg {
         let f = self.read_non_heartbeat();
-        assert_eq!(f.kind, FRAME_MESSAGE, "expected message, got {:?}", f.text());
+        assert_eq!(
+            f.kind,
+            FRAME_MESSAGE,
+            "expected message, got {:?}",
+            f.text()
+        );
         parse_message(&f.data)
     }
 
@@ -336,11 +347,17 @@ impl Conn {
         let r = self.stream.peek(&mut hdr);
         self.stream.set_read_timeout(Some(WAIT)).unwrap();
         match r {
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut => {}
             other => {
                 let f = self.read_frame();
                 if !(f.kind == FRAME_RESPONSE && f.data == b"_heartbeat_") {
-                    panic!("expected silence, got {other:?} {:?} {:?}", f.kind, f.text());
+                    panic!(
+                        "expected silence, got {other:?} {:?} {:?}",
+                        f.kind,
+                        f.text()
+                    );
                 }
             }
         }
@@ -419,7 +436,8 @@ pub fn parse_http_response(raw: &[u8]) -> HttpResponse {
         let mut i = 0;
         loop {
             let e = rest[i..].windows(2).position(|w| w == b"\r\n").unwrap() + i;
-            let n = usize::from_str_radix(std::str::from_utf8(&rest[i..e]).unwrap().trim(), 16).unwrap();
+            let n = usize::from_str_radix(std::str::from_utf8(&rest[i..e]).unwrap().trim(), 16)
+                .unwrap();
             if n == 0 {
                 break;
             }
@@ -428,7 +446,11 @@ pub fn parse_http_response(raw: &[u8]) -> HttpResponse {
         }
         rest = out;
     }
-    HttpResponse { status, headers, body: rest }
+    HttpResponse {
+        status,
+        headers,
+        body: rest,
+    }
 }
 
 /// Polls `f` until it returns `Some`, failing the test after [`WAIT`]. For conditions that have no
@@ -496,7 +518,9 @@ impl Conn {
 
     /// Half-closes the connection (no more data from the client).
     pub fn shutdown_write(&mut self) {
-        self.stream.shutdown(std::net::Shutdown::Write).expect("shutdown write");
+        self.stream
+            .shutdown(std::net::Shutdown::Write)
+            .expect("shutdown write");
     }
 
     /// Reads every byte until the server closes (EOF or reset); panics if it stays open past [`WAIT`].
@@ -528,7 +552,11 @@ impl Conn {
             if f.kind == FRAME_RESPONSE && f.data == b"_heartbeat_" {
                 hb += 1;
             } else {
-                panic!("expected close without error frame, got frame {} {:?}", f.kind, f.text());
+                panic!(
+                    "expected close without error frame, got frame {} {:?}",
+                    f.kind,
+                    f.text()
+                );
             }
         }
         hb
@@ -598,7 +626,10 @@ pub fn split_frames(raw: &[u8]) -> Vec<Frame> {
         if size < 4 || raw.len() < i + 4 + size {
             break;
         }
-        out.push(Frame { kind, data: raw[i + 8..i + 4 + size].to_vec() });
+        out.push(Frame {
+            kind,
+            data: raw[i + 8..i + 4 + size].to_vec(),
+        });
         i += 4 + size;
     }
     out
@@ -722,21 +753,39 @@ pub mod httpx {
             "headers: {:?}",
             r.headers
         );
-        assert_eq!(r.header("X-NSQ-Content-Type"), Some(V1_HEADER), "X-NSQ-Content-Type on error");
-        assert_eq!(r.header("Content-Type"), Some(JSON_CT), "Content-Type on error");
+        assert_eq!(
+            r.header("X-NSQ-Content-Type"),
+            Some(V1_HEADER),
+            "X-NSQ-Content-Type on error"
+        );
+        assert_eq!(
+            r.header("Content-Type"),
+            Some(JSON_CT),
+            "Content-Type on error"
+        );
     }
 
     /// Asserts a V1 200 response with an empty body.
     #[track_caller]
     pub fn assert_ok_empty(r: &HttpResponse) {
-        assert_eq!((r.status, r.text()), (200, String::new()), "headers: {:?}", r.headers);
+        assert_eq!(
+            (r.status, r.text()),
+            (200, String::new()),
+            "headers: {:?}",
+            r.headers
+        );
         assert_eq!(r.header("X-NSQ-Content-Type"), Some(V1_HEADER));
     }
 
     /// Asserts a V1 200 response whose body is exactly `text`.
     #[track_caller]
     pub fn assert_ok_text(r: &HttpResponse, text: &str) {
-        assert_eq!((r.status, r.text()), (200, text.to_string()), "headers: {:?}", r.headers);
+        assert_eq!(
+            (r.status, r.text()),
+            (200, text.to_string()),
+            "headers: {:?}",
+            r.headers
+        );
         assert_eq!(r.header("X-NSQ-Content-Type"), Some(V1_HEADER));
     }
 
@@ -780,7 +829,11 @@ pub mod httpx {
     pub fn topic_names(n: &Nsqd) -> Vec<String> {
         stats(n, "")["topics"]
             .as_array()
-            .map(|ts| ts.iter().map(|t| t["topic_name"].as_str().unwrap().to_string()).collect())
+            .map(|ts| {
+                ts.iter()
+                    .map(|t| t["topic_name"].as_str().unwrap().to_string())
+                    .collect()
+            })
             .unwrap_or_default()
     }
 

@@ -19,7 +19,7 @@ pub fn go_quote(raw: &[u8]) -> String {
                 c if (c as u32) < 0x20 || c as u32 == 0x7f => {
                     out.push_str(&format!("\\x{:02x}", c as u32));
                 }
-                c if c.is_control() => {
+                c if !is_go_printable(c) => {
                     if (c as u32) < 0x10000 {
                         out.push_str(&format!("\\u{:04x}", c as u32));
                     } else {
@@ -37,6 +37,23 @@ pub fn go_quote(raw: &[u8]) -> String {
     out
 }
 
+/// Go's `unicode.IsPrint` for the characters that matter in practice: everything but controls,
+/// format characters (zero-width and bidi marks), spaces other than U+0020, line and paragraph
+/// separators, private-use characters and noncharacters.
+fn is_go_printable(c: char) -> bool {
+    let u = c as u32;
+    if c.is_control() {
+        return false;
+    }
+    !matches!(u,
+        0x00A0 | 0x00AD | 0x0600..=0x0605 | 0x061C | 0x06DD | 0x070F | 0x08E2 | 0x1680
+        | 0x180E | 0x2000..=0x200F | 0x2028..=0x202F | 0x205F..=0x2064 | 0x2066..=0x206F
+        | 0x3000 | 0xD800..=0xF8FF | 0xFDD0..=0xFDEF | 0xFEFF | 0xFFF9..=0xFFFB
+        | 0xFFFE..=0xFFFF | 0x110BD | 0x110CD | 0x13430..=0x1343F | 0x1BCA0..=0x1BCA3
+        | 0x1D173..=0x1D17A | 0xE0001 | 0xE0020..=0xE007F | 0xF0000..=0x10FFFF)
+        && (u & 0xFFFE) != 0xFFFE
+}
+
 #[cfg(test)]
 mod tests {
     use super::go_quote;
@@ -50,5 +67,8 @@ mod tests {
         assert_eq!(go_quote(b"\xff!"), "\"\\xff!\"");
         assert_eq!(go_quote("é".as_bytes()), "\"é\"");
         assert_eq!(go_quote("\u{85}".as_bytes()), "\"\\u0085\"");
+        assert_eq!(go_quote("a\u{200b}b".as_bytes()), "\"a\\u200bb\"");
+        assert_eq!(go_quote("\u{e0001}".as_bytes()), "\"\\U000e0001\"");
+        assert_eq!(go_quote("日本".as_bytes()), "\"日本\"");
     }
 }

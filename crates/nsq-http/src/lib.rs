@@ -34,7 +34,6 @@
 #![forbid(unsafe_code)]
 
 pub mod body;
-pub mod duration;
 pub mod json;
 pub mod path;
 pub mod query;
@@ -45,7 +44,6 @@ pub mod server;
 pub use body::{
     content_length, empty_body, full_body, read_body_limited, BodyError, BoxError, RequestBody,
 };
-pub use duration::go_duration;
 pub use query::{parse_bool, InvalidQuery, Query};
 pub use response::{
     plain, tls_required, v1_bytes, v1_empty, v1_error, v1_json, v1_json_bytes, v1_text, ApiError,

@@ -19,10 +19,10 @@ use http::{HeaderMap, Method, Request, StatusCode, Uri, Version};
 use http_body_util::Full;
 
 use crate::body::{content_length, empty_body, read_body_limited, BodyError, RequestBody};
-use crate::duration::go_duration;
 use crate::path::{clean_path, escape_path, percent_decode, redirect_clean};
 use crate::query::{InvalidQuery, Query};
 use crate::response::{v1_error, HandlerResult, Response};
+use nsq_flags::format_go_duration as go_duration;
 
 /// A boxed, sendable future.
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;

@@ -19,8 +19,8 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::body::BoxError;
-use crate::duration::go_duration;
 use crate::router::{RemoteAddr, Router};
+use nsq_flags::format_go_duration as go_duration;
 
 /// Serves HTTP on `listener` until `shutdown` becomes `true` (or its sender is dropped).
 ///

@@ -342,11 +342,12 @@ pub fn parse_command(buf: &[u8], ctx: &ParseCtx, limits: &Limits) -> Result<Pars
     }
 }
 
-/// What the errors say when a body's size or bytes never arrive.
+/// What the errors say when a body's size or bytes never arrive:
+/// `<cmd> failed to read <part> size` and `<cmd> failed to read <part>`.
 struct ReadErrors {
     code: ErrorCode,
-    size: &'static str,
-    body: &'static str,
+    cmd: &'static str,
+    part: &'static str,
 }
 
 /// A length-prefixed body at `at`: `Ok(None)` if incomplete (or an error if the peer has
@@ -361,7 +362,8 @@ fn sized_body(
 ) -> Result<Option<(Range<usize>, usize)>, CommandError> {
     let Some(size) = read_len(buf, at) else {
         if ctx.eof {
-            return Err(err(errors.code, errors.size));
+            let text = format!("{} failed to read {} size", errors.cmd, errors.part);
+            return Err(err(errors.code, text));
         }
         return Ok(None);
     };
@@ -370,7 +372,8 @@ fn sized_body(
     let end = start + size as usize;
     if buf.len() < end {
         if ctx.eof {
-            return Err(err(errors.code, errors.body));
+            let text = format!("{} failed to read {}", errors.cmd, errors.part);
+            return Err(err(errors.code, text));
         }
         return Ok(None);
     }
@@ -386,32 +389,8 @@ fn parse_identify(
     if ctx.state != ConnState::Init || ctx.identified {
         return Err(invalid("cannot IDENTIFY in current state"));
     }
-    let errors = ReadErrors {
-        code: ErrorCode::BadBody,
-        size: "IDENTIFY failed to read body size",
-        body: "IDENTIFY failed to read body",
-    };
-    let body = sized_body(buf, at, ctx, errors, |size| {
-        if size as i64 > limits.max_body_size {
-            return Err(err(
-                ErrorCode::BadBody,
-                format!("IDENTIFY body too big {size} > {}", limits.max_body_size),
-            ));
-        }
-        if size <= 0 {
-            return Err(err(
-                ErrorCode::BadBody,
-                format!("IDENTIFY invalid body size {size}"),
-            ));
-        }
-        Ok(())
-    })?;
-    Ok(match body {
-        None => Parsed::Incomplete,
-        Some((body, end)) => Parsed::Complete {
-            cmd: Command::Identify { body },
-            consumed: end,
-        },
+    control_body(buf, ctx, limits, at, "IDENTIFY", |body| Command::Identify {
+        body,
     })
 }
 
@@ -428,22 +407,35 @@ fn parse_auth(
     if params.len() != 1 {
         return Err(invalid("AUTH invalid number of parameters"));
     }
+    control_body(buf, ctx, limits, at, "AUTH", |body| Command::Auth { body })
+}
+
+/// The body of IDENTIFY or AUTH, bounded by `--max-body-size`. Unlike message bodies, "too big"
+/// is checked before "invalid size", as NSQ does.
+fn control_body(
+    buf: &[u8],
+    ctx: &ParseCtx,
+    limits: &Limits,
+    at: usize,
+    cmd: &'static str,
+    build: fn(Range<usize>) -> Command<Range<usize>>,
+) -> Result<Parsed, CommandError> {
     let errors = ReadErrors {
         code: ErrorCode::BadBody,
-        size: "AUTH failed to read body size",
-        body: "AUTH failed to read body",
+        cmd,
+        part: "body",
     };
     let body = sized_body(buf, at, ctx, errors, |size| {
         if size as i64 > limits.max_body_size {
             return Err(err(
                 ErrorCode::BadBody,
-                format!("AUTH body too big {size} > {}", limits.max_body_size),
+                format!("{cmd} body too big {size} > {}", limits.max_body_size),
             ));
         }
         if size <= 0 {
             return Err(err(
                 ErrorCode::BadBody,
-                format!("AUTH invalid body size {size}"),
+                format!("{cmd} invalid body size {size}"),
             ));
         }
         Ok(())
@@ -451,7 +443,7 @@ fn parse_auth(
     Ok(match body {
         None => Parsed::Incomplete,
         Some((body, end)) => Parsed::Complete {
-            cmd: Command::Auth { body },
+            cmd: build(body),
             consumed: end,
         },
     })
@@ -483,18 +475,10 @@ fn message_body(
     cmd: &'static str,
     at: usize,
 ) -> Result<Option<(Range<usize>, usize)>, CommandError> {
-    let errors = if cmd == "PUB" {
-        ReadErrors {
-            code: ErrorCode::BadMessage,
-            size: "PUB failed to read message body size",
-            body: "PUB failed to read message body",
-        }
-    } else {
-        ReadErrors {
-            code: ErrorCode::BadMessage,
-            size: "DPUB failed to read message body size",
-            body: "DPUB failed to read message body",
-        }
+    let errors = ReadErrors {
+        code: ErrorCode::BadMessage,
+        cmd,
+        part: "message body",
     };
     sized_body(buf, at, ctx, errors, |size| {
         if size <= 0 {

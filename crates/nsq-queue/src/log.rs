@@ -18,16 +18,16 @@ pub enum QueueError {
 ///
 /// Promises: `append` either stores every message of the batch or none and reports the error;
 /// a message read at sequence `s` is the one appended at `s`; `trim_to(s)` only forgets messages
-/// below `s`; `truncate_from(s)` forgets `s..tail()` (used to empty an unreleased backlog).
+/// below `s`. Sequence numbers are never reused. A read may return fewer messages than asked
+/// for (a disk log skips records it finds damaged); it returns 0 only at the end of the data.
 pub trait MessageLog: Send {
     fn append(&mut self, msgs: &mut dyn Iterator<Item = Message>) -> Result<(), QueueError>;
     /// Appends clones of the messages at `from..from+max` (clamped to the retained range) to
     /// `out`, returning how many were appended.
-    fn read(&self, from: u64, max: usize, out: &mut Vec<Message>) -> usize;
+    fn read(&mut self, from: u64, max: usize, out: &mut Vec<Message>) -> usize;
     fn head(&self) -> u64;
     fn tail(&self) -> u64;
     fn trim_to(&mut self, seq: u64);
-    fn truncate_from(&mut self, seq: u64);
 }
 
 /// An in-memory log: a ring of messages that share their bodies with every reader.
@@ -49,7 +49,7 @@ impl MessageLog for MemoryLog {
         Ok(())
     }
 
-    fn read(&self, from: u64, max: usize, out: &mut Vec<Message>) -> usize {
+    fn read(&mut self, from: u64, max: usize, out: &mut Vec<Message>) -> usize {
         let start = from.max(self.base);
         if start >= self.tail() {
             return 0;
@@ -72,11 +72,6 @@ impl MessageLog for MemoryLog {
         let n = seq.saturating_sub(self.base).min(self.msgs.len() as u64) as usize;
         self.msgs.drain(..n);
         self.base += n as u64;
-    }
-
-    fn truncate_from(&mut self, seq: u64) {
-        let keep = seq.saturating_sub(self.base).min(self.msgs.len() as u64) as usize;
-        self.msgs.truncate(keep);
     }
 }
 
@@ -107,11 +102,9 @@ mod tests {
         out.clear();
         assert_eq!(log.read(0, 1, &mut out), 1);
         assert_eq!(out[0], msg(4));
-        log.truncate_from(6);
-        assert_eq!(log.tail(), 6);
         log.append(&mut std::iter::once(msg(99))).unwrap();
         out.clear();
-        log.read(6, 1, &mut out);
+        log.read(10, 1, &mut out);
         assert_eq!(out[0], msg(99));
     }
 }

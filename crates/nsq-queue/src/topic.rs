@@ -35,6 +35,10 @@ pub struct TopicState {
     paused: bool,
     cursors: Vec<Cursor>,
     pending_deferred: Vec<PendingDeferred>,
+    /// Ranges of released sequence numbers that channels jump over: messages the topic held
+    /// when it was emptied while paused. Sequence numbers are never reused, so emptying marks
+    /// rather than cuts.
+    skips: Vec<(u64, u64)>,
     /// Bound on the held backlog of a memory-only (ephemeral) topic.
     bound: Option<u64>,
     message_count: u64,
@@ -64,6 +68,7 @@ impl TopicState {
             paused: false,
             cursors: Vec::new(),
             pending_deferred: Vec::new(),
+            skips: Vec::new(),
             bound,
             message_count: 0,
             message_bytes: 0,
@@ -80,7 +85,7 @@ impl TopicState {
         let bytes: u64 = msgs.iter().map(|m| m.body.len() as u64).sum();
         let mut msgs = msgs.into_iter();
         if let (Some(bound), true) = (self.bound, self.holding()) {
-            let room = bound.saturating_sub(self.log.tail() - self.released);
+            let room = bound.saturating_sub(self.held());
             self.log.append(&mut msgs.by_ref().take(room as usize))?;
         } else {
             self.log.append(&mut msgs)?;
@@ -155,6 +160,21 @@ impl TopicState {
         if min > self.log.head() {
             self.log.trim_to(min);
         }
+        self.skips.retain(|&(_, end)| end > min);
+    }
+
+    /// Sequence numbers of `from..to` that fall inside skip ranges.
+    fn skipped_within(&self, from: u64, to: u64) -> u64 {
+        self.skips
+            .iter()
+            .map(|&(a, b)| b.min(to).saturating_sub(a.max(from)))
+            .sum()
+    }
+
+    /// Messages held by the topic (not released, not emptied).
+    fn held(&self) -> u64 {
+        let tail = self.log.tail();
+        (tail - self.released) - self.skipped_within(self.released, tail)
     }
 
     /// Adds a channel cursor; returns `true` if messages were released to the channels.
@@ -205,28 +225,49 @@ impl TopicState {
         out: &mut Vec<Message>,
     ) -> usize {
         let released = self.released;
+        let skips = &self.skips;
         let Some(c) = self.cursors.iter_mut().find(|c| c.key == key) else {
             return 0;
         };
-        let avail = (released - c.pos).min(max as u64) as usize;
+        let mut limit = released;
+        for &(a, b) in skips {
+            if c.pos >= a && c.pos < b {
+                c.pos = b.min(released);
+            }
+        }
+        for &(a, _) in skips {
+            if a >= c.pos && a < limit {
+                limit = a;
+            }
+        }
+        let avail = (limit.saturating_sub(c.pos)).min(max as u64) as usize;
         if avail == 0 {
             return 0;
         }
         let was_min_candidate = c.pos == self.log.head();
-        let n = if max_bytes == usize::MAX {
-            self.log.read(c.pos, avail, out)
-        } else {
-            let start = out.len();
-            let mut bytes = 0usize;
-            while out.len() - start < avail && bytes < max_bytes {
-                if self.log.read(c.pos + (out.len() - start) as u64, 1, out) == 0 {
-                    break;
-                }
-                bytes += out.last().map(|m| m.body.len()).unwrap_or(0);
+        // A disk log may return fewer messages than their sequence numbers span (damaged
+        // records are skipped), so the cursor moves by what was consumed, not by the count.
+        let start = out.len();
+        let mut pos = c.pos;
+        let mut bytes = 0usize;
+        while pos < limit && out.len() - start < avail && bytes < max_bytes {
+            let chunk = if max_bytes == usize::MAX {
+                avail - (out.len() - start)
+            } else {
+                1
+            };
+            let before = out.len();
+            let got = self.log.read(pos, chunk, out);
+            if got == 0 {
+                // Nothing readable here (damage up to the end of a stretch): skip it.
+                pos += 1;
+                continue;
             }
-            out.len() - start
-        };
-        c.pos += n as u64;
+            bytes += out[before..].iter().map(|m| m.body.len()).sum::<usize>();
+            pos += got as u64;
+        }
+        let n = out.len() - start;
+        c.pos = pos;
         if was_min_candidate {
             self.trim();
         }
@@ -235,7 +276,9 @@ impl TopicState {
 
     /// Messages released to the channel and not yet read by it.
     pub fn channel_backlog(&self, key: ChannelKey) -> u64 {
-        self.cursor(key).map(|c| self.released - c.pos).unwrap_or(0)
+        self.cursor(key)
+            .map(|c| (self.released - c.pos) - self.skipped_within(c.pos, self.released))
+            .unwrap_or(0)
     }
 
     pub fn channel_received(&self, key: ChannelKey) -> u64 {
@@ -260,17 +303,21 @@ impl TopicState {
 
     /// Messages the topic itself holds (not yet released to channels).
     pub fn depth(&self) -> u64 {
-        let held = self.log.tail() - self.released;
-        held + self.pending_deferred.len() as u64
+        self.held() + self.pending_deferred.len() as u64
     }
 
     /// Drops what the topic holds; channels keep what they already have.
     pub fn empty(&mut self) {
-        self.log.truncate_from(self.released);
         self.pending_deferred.clear();
+        let tail = self.log.tail();
         if self.cursors.is_empty() {
-            let tail = self.log.tail();
+            self.released = tail;
             self.log.trim_to(tail);
+        } else if tail > self.released {
+            match self.skips.last_mut() {
+                Some(last) if last.1 == self.released || last.0 == self.released => last.1 = tail,
+                _ => self.skips.push((self.released, tail)),
+            }
         }
     }
 
@@ -293,7 +340,7 @@ impl TopicState {
     }
 
     /// Everything the topic holds, for persisting at shutdown.
-    pub fn held_messages(&self) -> Vec<Message> {
+    pub fn held_messages(&mut self) -> Vec<Message> {
         let mut out = Vec::new();
         let tail = self.log.tail();
         self.log
@@ -376,6 +423,26 @@ mod tests {
         let mut out = Vec::new();
         t.read(1, 10, &mut out);
         assert_eq!(ids(&out), vec![2]);
+    }
+
+    #[test]
+    fn emptied_while_paused_is_skipped_by_lagging_and_fresh_readers() {
+        let mut t = TopicState::in_memory(None);
+        t.add_channel(1, None);
+        t.publish(msgs(0..2)).unwrap();
+        t.set_paused(true);
+        t.publish(msgs(2..4)).unwrap();
+        t.empty();
+        t.publish(msgs(4..5)).unwrap();
+        t.empty();
+        t.publish(msgs(5..6)).unwrap();
+        assert_eq!(t.depth(), 1);
+        t.set_paused(false);
+        assert_eq!(t.channel_backlog(1), 3);
+        let mut out = Vec::new();
+        while t.read(1, 1, &mut out) > 0 {}
+        assert_eq!(ids(&out), vec![0, 1, 5]);
+        assert_eq!(t.channel_backlog(1), 0);
     }
 
     #[test]

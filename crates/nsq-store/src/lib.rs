@@ -1,0 +1,12 @@
+//! The durable message store. Each topic has a log of checksummed records in segment files;
+//! every record is verified when read, a torn final write is cut off on open, and damaged
+//! records are skipped and reported with their location while their neighbours stay readable.
+//!
+//! The byte layout is specified in `docs/store-format.md`.
+#![forbid(unsafe_code)]
+
+pub mod log;
+pub mod record;
+pub mod segment;
+
+pub use log::{DiskLog, LogError, LogOptions, LogWriter, Recovery};

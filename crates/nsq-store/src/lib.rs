@@ -5,6 +5,7 @@
 //! The byte layout is specified in `docs/store-format.md`.
 #![forbid(unsafe_code)]
 
+pub mod journal;
 pub mod log;
 pub mod record;
 pub mod segment;

@@ -428,6 +428,92 @@ impl ChannelFiles {
     }
 }
 
+/// The write side of a channel's journal, shared by the channel's consumers and the
+/// checkpointing task.
+///
+/// Events are encoded into a pending buffer under the channel lock (so their order is the
+/// channel's order) and written by [`JournalWriter::flush`] after that lock is released.
+/// Lock order: the I/O lock may be held while taking the channel lock (checkpointing), and the
+/// channel lock while taking the pending lock; never the reverse.
+#[derive(Debug)]
+pub struct JournalWriter {
+    files: ChannelFiles,
+    pending: std::sync::Mutex<Vec<u8>>,
+    io: std::sync::Mutex<(u64, File)>,
+}
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl JournalWriter {
+    /// Starts writing after `snap`: writes it as a checkpoint of the next generation.
+    pub fn start(
+        files: ChannelFiles,
+        snap: &mut ChannelSnapshot,
+    ) -> Result<JournalWriter, JournalError> {
+        snap.generation += 1;
+        let file = files.write_checkpoint(snap)?;
+        Ok(JournalWriter {
+            pending: std::sync::Mutex::new(Vec::new()),
+            io: std::sync::Mutex::new((snap.generation, file)),
+            files,
+        })
+    }
+
+    pub fn files(&self) -> &ChannelFiles {
+        &self.files
+    }
+
+    /// Records an event (call with the channel lock held).
+    pub fn append(&self, e: &Event) {
+        encode_event(&mut lock(&self.pending), e);
+    }
+
+    pub fn has_pending(&self) -> bool {
+        !lock(&self.pending).is_empty()
+    }
+
+    /// Writes the pending events (and fsyncs with `sync`).
+    pub fn flush(&self, sync: bool) -> std::io::Result<()> {
+        let mut io = lock(&self.io);
+        let buf = std::mem::take(&mut *lock(&self.pending));
+        if !buf.is_empty() {
+            if let Err(e) = io.1.write_all(&buf) {
+                let mut p = lock(&self.pending);
+                let mut back = buf;
+                back.extend_from_slice(&p);
+                *p = back;
+                return Err(e);
+            }
+        }
+        if sync {
+            io.1.sync_data()?;
+        }
+        Ok(())
+    }
+
+    /// Replaces the journal with a checkpoint. `snapshot` is called with journal writes held
+    /// off; it must return the channel's state and be consistent with every event appended
+    /// before it returns (take it under the channel lock).
+    pub fn checkpoint(
+        &self,
+        snapshot: impl FnOnce() -> ChannelSnapshot,
+    ) -> Result<(), JournalError> {
+        let mut io = lock(&self.io);
+        let mut snap = snapshot();
+        // Events before the snapshot go to the old journal so it stays complete if writing the
+        // checkpoint fails; later events wait in the buffer for the new journal.
+        let before = std::mem::take(&mut *lock(&self.pending));
+        let old = self.files.journal(io.0);
+        io.1.write_all(&before).map_err(io_err(&old))?;
+        snap.generation = io.0 + 1;
+        let file = self.files.write_checkpoint(&snap)?;
+        *io = (snap.generation, file);
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

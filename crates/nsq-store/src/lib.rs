@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod journal;
+pub mod layout;
 pub mod log;
 pub mod record;
 pub mod segment;

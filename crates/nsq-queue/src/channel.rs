@@ -57,11 +57,14 @@ pub struct ChannelState {
     /// ID with the same deadline. Rebuilt when stale entries dominate, so FINs do not make it
     /// grow without bound.
     deadlines: BinaryHeap<Reverse<(Instant, MessageId)>>,
-    deferred: IdMap<Message>,
+    deferred: IdMap<(Message, Instant)>,
     due: BinaryHeap<Reverse<(Instant, MessageId)>>,
     paused: bool,
     requeue_count: u64,
     timeout_count: u64,
+    /// How many of the messages the last [`ChannelState::take`] returned came from the
+    /// channel's own queue (redeliveries) rather than the topic log; they are the first ones.
+    last_take_requeued: usize,
 }
 
 impl ChannelState {
@@ -76,6 +79,7 @@ impl ChannelState {
             paused: false,
             requeue_count: 0,
             timeout_count: 0,
+            last_take_requeued: 0,
         }
     }
 
@@ -96,6 +100,7 @@ impl ChannelState {
         msg_timeout: Duration,
         out: &mut Vec<Message>,
     ) -> usize {
+        self.last_take_requeued = 0;
         if self.paused || max == 0 {
             return 0;
         }
@@ -110,6 +115,7 @@ impl ChannelState {
                 None => break,
             }
         }
+        self.last_take_requeued = out.len() - start;
         let want = max - (out.len() - start);
         if want > 0 && bytes < max_bytes {
             topic.read_bounded(self.key, want, max_bytes - bytes, out);
@@ -200,9 +206,24 @@ impl ChannelState {
     /// Schedules a message to re-enter the queue at `due`.
     pub fn defer(&mut self, msg: Message, due: Instant) {
         let id = msg.id;
-        if self.deferred.insert(id, msg).is_none() {
+        if self.deferred.insert(id, (msg, due)).is_none() {
             self.due.push(Reverse((due, id)));
         }
+    }
+
+    /// How many messages the last take served from the channel's own queue.
+    pub fn last_take_requeued(&self) -> usize {
+        self.last_take_requeued
+    }
+
+    /// Every message the channel owes its consumers (queued, in flight, deferred with their
+    /// due time), each with its attempts so far: what a checkpoint must preserve.
+    pub fn owed(&self) -> impl Iterator<Item = (&Message, Option<Instant>)> {
+        self.requeued
+            .iter()
+            .map(|m| (m, None))
+            .chain(self.in_flight.values().map(|f| (&f.msg, None)))
+            .chain(self.deferred.values().map(|(m, due)| (m, Some(*due))))
     }
 
     /// Puts a message at the back of the channel's queue.
@@ -233,7 +254,7 @@ impl ChannelState {
                 break;
             }
             self.due.pop();
-            if let Some(m) = self.deferred.remove(&id) {
+            if let Some((m, _)) = self.deferred.remove(&id) {
                 out.deferred_due += 1;
                 self.requeued.push_back(m);
             }
@@ -303,7 +324,7 @@ impl ChannelState {
         let backlog = topic.channel_backlog(self.key) as usize;
         topic.read(self.key, backlog, &mut out);
         out.extend(self.in_flight.values().map(|f| f.msg.clone()));
-        out.extend(self.deferred.values().cloned());
+        out.extend(self.deferred.values().map(|(m, _)| m.clone()));
         out
     }
 }

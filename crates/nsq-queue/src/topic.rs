@@ -20,6 +20,9 @@ struct Cursor {
     bound: Option<u64>,
     /// Messages this channel has received from the topic.
     received: u64,
+    /// The log must keep records from here on for this channel (its last durable checkpoint);
+    /// `None`: from its cursor.
+    retain: Option<u64>,
 }
 
 /// A deferred publish waiting for the topic to hand it to its channels.
@@ -153,7 +156,7 @@ impl TopicState {
         let min = self
             .cursors
             .iter()
-            .map(|c| c.pos)
+            .map(|c| c.retain.map_or(c.pos, |r| r.min(c.pos)))
             .min()
             .unwrap_or(self.released)
             .min(self.released);
@@ -189,12 +192,66 @@ impl TopicState {
             pos,
             bound,
             received: 0,
+            retain: None,
         });
         if self.cursors.len() == 1 {
             // The first channel inherits what the topic held.
             self.released = pos;
         }
         self.release()
+    }
+
+    /// Re-creates a channel's cursor at a recovered position (start-up only; call
+    /// [`TopicState::finish_restore`] once every channel is back).
+    pub fn restore_channel(&mut self, key: ChannelKey, bound: Option<u64>, pos: u64) {
+        let pos = pos.clamp(self.log.head(), self.log.tail());
+        self.cursors.push(Cursor {
+            key,
+            pos,
+            bound,
+            received: 0,
+            retain: Some(pos),
+        });
+    }
+
+    /// Decides what the topic still holds after recovery: everything when it has no channels;
+    /// beyond the furthest channel when paused; nothing otherwise.
+    pub fn finish_restore(&mut self, paused: bool) {
+        self.paused = paused;
+        self.released = if self.cursors.is_empty() {
+            self.log.head()
+        } else if paused {
+            self.cursors
+                .iter()
+                .map(|c| c.pos)
+                .max()
+                .unwrap_or(self.log.head())
+        } else {
+            self.log.tail()
+        };
+    }
+
+    /// The log position the next published message will get.
+    pub fn tail(&self) -> u64 {
+        self.log.tail()
+    }
+
+    /// The channel's cursor: the next log position it will read.
+    pub fn channel_pos(&self, key: ChannelKey) -> Option<u64> {
+        self.cursor(key).map(|c| c.pos)
+    }
+
+    /// Records that the channel's durable state no longer needs log records below `seq`.
+    pub fn set_retain(&mut self, key: ChannelKey, seq: u64) {
+        if let Some(c) = self.cursors.iter_mut().find(|c| c.key == key) {
+            c.retain = Some(seq);
+        }
+        self.trim();
+    }
+
+    /// The log itself (start-up recovery reads through it).
+    pub fn log_mut(&mut self) -> &mut dyn MessageLog {
+        self.log.as_mut()
     }
 
     pub fn remove_channel(&mut self, key: ChannelKey) {

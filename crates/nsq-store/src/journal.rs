@@ -440,6 +440,8 @@ pub struct JournalWriter {
     files: ChannelFiles,
     pending: std::sync::Mutex<Vec<u8>>,
     io: std::sync::Mutex<(u64, File)>,
+    /// Events were appended since the last checkpoint.
+    dirty: std::sync::atomic::AtomicBool,
 }
 
 fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -457,6 +459,7 @@ impl JournalWriter {
         Ok(JournalWriter {
             pending: std::sync::Mutex::new(Vec::new()),
             io: std::sync::Mutex::new((snap.generation, file)),
+            dirty: std::sync::atomic::AtomicBool::new(false),
             files,
         })
     }
@@ -468,6 +471,12 @@ impl JournalWriter {
     /// Records an event (call with the channel lock held).
     pub fn append(&self, e: &Event) {
         encode_event(&mut lock(&self.pending), e);
+        self.dirty.store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Whether a checkpoint would record anything new.
+    pub fn is_dirty(&self) -> bool {
+        self.dirty.load(std::sync::atomic::Ordering::Acquire)
     }
 
     pub fn has_pending(&self) -> bool {
@@ -501,6 +510,8 @@ impl JournalWriter {
         snapshot: impl FnOnce() -> ChannelSnapshot,
     ) -> Result<(), JournalError> {
         let mut io = lock(&self.io);
+        self.dirty
+            .store(false, std::sync::atomic::Ordering::Release);
         let mut snap = snapshot();
         // Events before the snapshot go to the old journal so it stays complete if writing the
         // checkpoint fails; later events wait in the buffer for the new journal.
@@ -508,7 +519,9 @@ impl JournalWriter {
         let old = self.files.journal(io.0);
         io.1.write_all(&before).map_err(io_err(&old))?;
         snap.generation = io.0 + 1;
-        let file = self.files.write_checkpoint(&snap)?;
+        let file = self.files.write_checkpoint(&snap).inspect_err(|_| {
+            self.dirty.store(true, std::sync::atomic::Ordering::Release);
+        })?;
         *io = (snap.generation, file);
         Ok(())
     }

@@ -97,6 +97,11 @@ impl LogWriter {
         self.written.load(Ordering::Acquire)
     }
 
+    /// Bytes appended but not yet written.
+    pub fn pending_bytes(&self) -> usize {
+        lock(&self.pending).buf.len()
+    }
+
     /// Sequence numbers below this have been fsynced.
     pub fn synced(&self) -> u64 {
         self.synced.load(Ordering::Acquire)

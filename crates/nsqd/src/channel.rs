@@ -16,6 +16,7 @@ use nsq_queue::{ChannelKey, ChannelState};
 
 use crate::client::ClientShared;
 use crate::latency::E2eLatency;
+use nsq_store::journal::JournalWriter;
 
 pub struct ChannelInner {
     pub state: ChannelState,
@@ -34,11 +35,18 @@ pub struct Channel {
     deleted: AtomicBool,
     /// Deliveries from memory (reported as `global_msg_count`).
     pub global_msg_count: AtomicU64,
+    /// Where the channel records what happens to its messages (durable topics only).
+    pub journal: Option<Arc<JournalWriter>>,
 }
 
 impl Channel {
     /// `e2e_window`: keep publish-to-FIN latencies over this window.
-    pub fn new(name: &str, key: ChannelKey, e2e_window: Option<std::time::Duration>) -> Channel {
+    pub fn new(
+        name: &str,
+        key: ChannelKey,
+        e2e_window: Option<std::time::Duration>,
+        journal: Option<Arc<JournalWriter>>,
+    ) -> Channel {
         Channel {
             name: name.to_string(),
             ephemeral: is_ephemeral(name),
@@ -52,6 +60,7 @@ impl Channel {
             has_waiters: AtomicBool::new(false),
             deleted: AtomicBool::new(false),
             global_msg_count: AtomicU64::new(0),
+            journal,
         }
     }
 

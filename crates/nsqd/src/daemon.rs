@@ -15,9 +15,10 @@ use nsq_protocol::Limits;
 
 use crate::channel::Channel;
 use crate::client::ClientShared;
+use crate::durable;
 use crate::metadata::{self, ChannelMeta, Metadata, TopicMeta};
 use crate::options::Options;
-use crate::topic::Topic;
+use crate::topic::{Topic, TopicConfig};
 
 /// The default heartbeat is half the fixed 60 s client timeout.
 pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(30);
@@ -173,14 +174,7 @@ impl Nsqd {
             if let Some(t) = topics.get(name) {
                 return t.clone();
             }
-            let e2e = (!self.opts.e2e_processing_latency_percentiles.is_empty())
-                .then_some(self.opts.e2e_processing_latency_window_time);
-            let t = Arc::new(Topic::new(
-                name,
-                self.opts.node_id,
-                self.opts.mem_queue_size,
-                e2e,
-            ));
+            let t = Arc::new(self.make_topic(name));
             topics.insert(name.to_string(), t.clone());
             t
         };
@@ -189,6 +183,41 @@ impl Nsqd {
             self.request_persist();
         }
         topic
+    }
+
+    fn topic_config(&self) -> TopicConfig {
+        TopicConfig {
+            node_id: self.opts.node_id,
+            mem_queue_size: self.opts.mem_queue_size,
+            e2e_window: (!self.opts.e2e_processing_latency_percentiles.is_empty())
+                .then_some(self.opts.e2e_processing_latency_window_time),
+        }
+    }
+
+    /// A topic with its log in the store (memory only for ephemeral topics, or when the store
+    /// cannot be opened, which is logged and makes nsqd unhealthy).
+    fn make_topic(&self, name: &str) -> Topic {
+        let cfg = self.topic_config();
+        if nsq_protocol::names::is_ephemeral(name) {
+            return Topic::in_memory(name, cfg);
+        }
+        match durable::open_topic_log(&self.data_path, name, &durable::log_options(&self.opts)) {
+            Ok(log) => {
+                let store = durable::TopicStore {
+                    writer: log.writer(),
+                    level: self.opts.durability,
+                    dir: log.dir().to_path_buf(),
+                    data_path: self.data_path.clone(),
+                };
+                let state = nsq_queue::TopicState::new(Box::new(log), None);
+                Topic::new(name, cfg, state, Some(store))
+            }
+            Err(e) => {
+                log::error!("TOPIC({name}): cannot open its store - {e}; keeping it in memory");
+                self.set_health(Some(e.to_string()));
+                Topic::in_memory(name, cfg)
+            }
+        }
     }
 
     pub fn get_or_create_channel(&self, topic: &Arc<Topic>, name: &str) -> Arc<Channel> {
@@ -209,6 +238,14 @@ impl Nsqd {
             topic.remove_channel(&c.name);
         }
         topic.empty();
+        if let Some(store) = &topic.store {
+            if let Err(e) = std::fs::remove_dir_all(&store.dir) {
+                log::error!(
+                    "TOPIC({name}): failed to remove {} - {e}",
+                    store.dir.display()
+                );
+            }
+        }
         if !topic.ephemeral {
             self.request_persist();
         }
@@ -243,10 +280,21 @@ impl Nsqd {
         {
             let mut ti = topic.inner.lock();
             ci.state.empty(&mut ti.state);
+            if let (Some(j), Some(pos)) =
+                (channel.journal.as_ref(), ti.state.channel_pos(channel.key))
+            {
+                j.append(&nsq_store::journal::Event::Empty(pos));
+            }
         }
         for c in ci.clients.values() {
             c.in_flight.store(0, Ordering::Release);
             c.wake();
+        }
+        drop(ci);
+        if let (Some(store), Some(j)) = (&topic.store, channel.journal.as_ref()) {
+            if let Err(e) = store.commit_journal(j) {
+                log::error!("CHANNEL({}): {e}", channel.name);
+            }
         }
     }
 
@@ -256,7 +304,25 @@ impl Nsqd {
         if self.is_exiting() {
             return Err("exiting".to_string());
         }
-        topic.publish(bodies).map_err(|e| e.to_string())
+        let res = topic.publish(bodies);
+        self.record_store_result(&topic.name, &res);
+        res.map_err(|e| e.to_string())
+    }
+
+    /// Health follows the last store write: a failure makes nsqd unhealthy until a write
+    /// succeeds again.
+    fn record_store_result(&self, topic: &str, res: &Result<(), nsq_queue::QueueError>) {
+        match res {
+            Ok(()) => {
+                if self.health.lock().is_some() {
+                    self.set_health(None);
+                }
+            }
+            Err(e) => {
+                log::error!("TOPIC({topic}): failed to store message - {e}");
+                self.set_health(Some(e.to_string()));
+            }
+        }
     }
 
     pub fn publish_deferred(
@@ -268,12 +334,13 @@ impl Nsqd {
         if self.is_exiting() {
             return Err("exiting".to_string());
         }
-        if defer_ms == 0 {
-            return topic.publish([body]).map_err(|e| e.to_string());
-        }
-        topic
-            .publish_deferred(body, defer_ms)
-            .map_err(|e| e.to_string())
+        let res = if defer_ms == 0 {
+            topic.publish([body])
+        } else {
+            topic.publish_deferred(body, defer_ms)
+        };
+        self.record_store_result(&topic.name, &res);
+        res.map_err(|e| e.to_string())
     }
 
     // ----- metadata -----
@@ -333,19 +400,26 @@ impl Nsqd {
                 continue;
             }
             let topic = self.get_or_create_topic(&t.name);
-            if t.paused {
-                topic.set_paused(true);
-            }
             for c in t.channels.unwrap_or_default() {
                 if !nsq_protocol::names::is_valid_channel_name(c.name.as_bytes()) {
                     log::warn!("skipping creation of invalid channel {}", c.name);
                     continue;
                 }
-                let channel = self.get_or_create_channel(&topic, &c.name);
+                let channel = match topic.restore_channel(&c.name) {
+                    Ok(ch) => ch,
+                    Err(e) => {
+                        if topic.store.is_some() {
+                            log::error!("CHANNEL({}): cannot recover its state - {e}", c.name);
+                            self.set_health(Some(e));
+                        }
+                        self.get_or_create_channel(&topic, &c.name)
+                    }
+                };
                 if c.paused {
                     channel.set_paused(true);
                 }
             }
+            topic.finish_restore(t.paused);
         }
         self.loading.store(false, Ordering::Release);
         Ok(())
@@ -404,6 +478,36 @@ impl Nsqd {
                 return;
             }
             self.scan_once(Instant::now());
+        }
+    }
+
+    /// Background sync (`--sync-timeout`): fsyncs logs and journals, checkpoints channels and
+    /// deletes log segments every channel is done with.
+    pub async fn sync_loop(self: Arc<Self>) {
+        let period = self.opts.sync_timeout.max(Duration::from_millis(10));
+        let mut tick = tokio::time::interval(period);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            if self.is_exiting() {
+                return;
+            }
+            let me = self.clone();
+            let _ = tokio::task::spawn_blocking(move || {
+                for t in me.topics() {
+                    durable::sync_topic(&t);
+                }
+            })
+            .await;
+        }
+    }
+
+    /// Makes everything durable at shutdown: logs fsynced, every channel checkpointed with its
+    /// in-flight and deferred messages.
+    pub fn close_store(&self) {
+        for t in self.topics() {
+            durable::close_topic(&t);
         }
     }
 

@@ -4,6 +4,7 @@
 pub mod channel;
 pub mod client;
 pub mod daemon;
+pub mod durable;
 pub mod http_api;
 pub mod latency;
 pub mod metadata;

@@ -71,6 +71,8 @@ pub struct Options {
     pub max_bytes_per_file: i64,
     pub sync_every: i64,
     pub sync_timeout: Duration,
+    /// What has happened to a published message before it is acknowledged.
+    pub durability: Durability,
     pub queue_scan_worker_pool_max: i64,
     pub queue_scan_selection_count: i64,
     pub msg_timeout: Duration,
@@ -108,6 +110,40 @@ pub struct Options {
     pub enable_experiment: Vec<String>,
     /// Deprecation notices for the caller to log once logging is set up.
     pub warnings: Vec<String>,
+}
+
+/// When a publish is acknowledged (see ARCHITECTURE.md, the durability contract).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// As NSQ: acknowledged once in memory; written to disk in the background.
+    Memory,
+    /// Acknowledged after the message is written to the store (the OS page cache): a killed
+    /// process loses nothing acknowledged.
+    Write,
+    /// Acknowledged after an fsync covering the message (shared by concurrent publishers): a
+    /// power loss loses nothing acknowledged.
+    Fsync,
+}
+
+impl Durability {
+    pub const DEFAULT: Durability = Durability::Write;
+
+    pub fn parse(s: &str) -> Option<Durability> {
+        match s.to_ascii_lowercase().as_str() {
+            "memory" => Some(Durability::Memory),
+            "write" => Some(Durability::Write),
+            "fsync" => Some(Durability::Fsync),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Durability::Memory => "memory",
+            Durability::Write => "write",
+            Durability::Fsync => "fsync",
+        }
+    }
 }
 
 /// What the command line asked nsqd to do.
@@ -188,6 +224,12 @@ fn normalize_log_level(s: &str) -> Result<Option<String>, String> {
     LogLevel::from_str(s)
         .map(|_| Some(s.to_ascii_lowercase()))
         .map_err(|e| format!("{e} (debug, info, warn, error, fatal)"))
+}
+
+fn normalize_durability(s: &str) -> Result<Option<String>, String> {
+    Durability::parse(s)
+        .map(|d| Some(d.as_str().to_string()))
+        .ok_or_else(|| "must be memory, write or fsync".to_string())
 }
 
 fn normalize_tls_required(s: &str) -> Result<Option<String>, String> {
@@ -337,6 +379,14 @@ pub fn flag_set(hostname: &str) -> FlagSet {
             secs(2),
             "longest time between disk queue fsyncs",
         ))
+        .flag(
+            Flag::string(
+                "durability",
+                Durability::DEFAULT.as_str(),
+                "when a publish is acknowledged: memory (NSQ's behaviour), write (after the write to the store), fsync (after an fsync covering it)",
+            )
+            .normalizer(normalize_durability),
+        )
         .flag(Flag::int(
             "queue-scan-worker-pool-max",
             4,
@@ -554,6 +604,7 @@ impl Options {
             max_bytes_per_file: v.int("max-bytes-per-file"),
             sync_every: v.int("sync-every"),
             sync_timeout: v.duration("sync-timeout"),
+            durability: Durability::parse(v.string("durability")).unwrap_or(Durability::DEFAULT),
             queue_scan_worker_pool_max: v.int("queue-scan-worker-pool-max"),
             queue_scan_selection_count: v.int("queue-scan-selection-count"),
             msg_timeout: v.duration("msg-timeout"),
@@ -667,6 +718,7 @@ impl Options {
             "max_bytes_per_file" => json!(self.max_bytes_per_file),
             "sync_every" => json!(self.sync_every),
             "sync_timeout" => nanos(self.sync_timeout),
+            "durability" => json!(self.durability.as_str()),
             "queue_scan_worker_pool_max" => json!(self.queue_scan_worker_pool_max),
             "queue_scan_selection_count" => json!(self.queue_scan_selection_count),
             "msg_timeout" => nanos(self.msg_timeout),
@@ -1285,6 +1337,7 @@ mod tests {
         }
         // Every spec flag except --version, --config, --verbose and --worker-id.
         assert_eq!(keys, flags.flags().len() - 4);
-        assert_eq!(keys, 53);
+        // NSQ's 53 plus --durability.
+        assert_eq!(keys, 54);
     }
 }

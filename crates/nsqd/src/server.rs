@@ -20,6 +20,9 @@ fn bind(addr: &str) -> anyhow::Result<tokio::net::TcpListener> {
 }
 
 pub async fn run(mut opts: Options) -> anyhow::Result<()> {
+    // Before anything is announced: a signal sent right after the listen lines must still
+    // trigger a clean shutdown.
+    let signals = Signals::install()?;
     let data_path = if opts.data_path.is_empty() {
         std::env::current_dir().context("failed to read working directory")?
     } else {
@@ -82,8 +85,9 @@ pub async fn run(mut opts: Options) -> anyhow::Result<()> {
     }
     tokio::spawn(nsqd.clone().scan_loop());
     tokio::spawn(nsqd.clone().persist_loop());
+    tokio::spawn(nsqd.clone().sync_loop());
 
-    wait_for_signal().await?;
+    signals.wait().await;
 
     nsqd.begin_exit();
     let _ = stop_http.send(true);
@@ -93,17 +97,30 @@ pub async fn run(mut opts: Options) -> anyhow::Result<()> {
     if let Err(e) = nsqd.persist_metadata() {
         log::error!("{e}");
     }
+    let closing = nsqd.clone();
+    let _ = tokio::task::spawn_blocking(move || closing.close_store()).await;
     log::info!("NSQ: bye");
     Ok(())
 }
 
-async fn wait_for_signal() -> anyhow::Result<()> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).context("failed to install signal handler")?;
-    let mut int = signal(SignalKind::interrupt()).context("failed to install signal handler")?;
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> anyhow::Result<Signals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Signals {
+            term: signal(SignalKind::terminate()).context("failed to install signal handler")?,
+            int: signal(SignalKind::interrupt()).context("failed to install signal handler")?,
+        })
     }
-    Ok(())
+
+    async fn wait(mut self) {
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
+    }
 }

@@ -24,6 +24,7 @@ use crate::channel::Channel;
 use crate::client::ClientShared;
 use crate::daemon::Nsqd;
 use crate::topic::Topic;
+use nsq_store::journal::Event as JournalEvent;
 
 /// Upper bound on messages taken from a channel per loop iteration.
 const MAX_BATCH: usize = 256;
@@ -96,6 +97,7 @@ async fn handle(nsqd: Arc<Nsqd>, mut stream: TcpStream, addr: SocketAddr) {
         sub: None,
         taken: Vec::with_capacity(MAX_BATCH),
         eof: false,
+        journal_dirty: false,
     };
     let graceful = conn.run().await;
     if let Some((topic, channel)) = conn.sub.take() {
@@ -148,6 +150,8 @@ struct Conn {
     taken: Vec<Message>,
     /// The client closed its side; buffered commands still run.
     eof: bool,
+    /// The channel journal has events this connection appended and has not yet written.
+    journal_dirty: bool,
 }
 
 fn heartbeat_interval(h: Option<Duration>) -> Option<Interval> {
@@ -230,6 +234,9 @@ impl Conn {
             }
 
             let more = self.deliver();
+            if self.journal_dirty && self.commit_journal().is_err() {
+                return false;
+            }
             let obuf = self.neg.output_buffer_size.max(1) as usize;
             if !self.wbuf.is_empty()
                 && (!more || self.wbuf.len() >= obuf)
@@ -262,6 +269,24 @@ impl Conn {
                 }
             }
         }
+    }
+
+    /// Makes this connection's journal events durable before any frame that depends on them
+    /// (a delivery whose attempt count must survive a crash) leaves.
+    fn commit_journal(&mut self) -> Result<(), ()> {
+        self.journal_dirty = false;
+        let Some((topic, channel)) = &self.sub else {
+            return Ok(());
+        };
+        let (Some(store), Some(j)) = (&topic.store, channel.journal.as_ref()) else {
+            return Ok(());
+        };
+        if let Err(e) = store.commit_journal(j) {
+            log::error!("CHANNEL({}): {e}", channel.name);
+            self.nsqd.set_health(Some(e.to_string()));
+            return Err(());
+        }
+        Ok(())
     }
 
     /// Writes the buffered frames, within the heartbeat interval when heartbeats are on.
@@ -309,6 +334,7 @@ impl Conn {
         let n = {
             let mut ci = channel.inner.lock();
             let mut ti = topic.inner.lock();
+            let pos_before = ti.state.channel_pos(channel.key);
             let n = ci.state.take(
                 &mut ti.state,
                 self.client.id,
@@ -318,22 +344,43 @@ impl Conn {
                 self.neg.msg_timeout,
                 &mut self.taken,
             );
+            if let Some(j) = channel.journal.as_ref() {
+                // Recorded before the messages leave, so attempts survive a crash.
+                let pos_after = ti.state.channel_pos(channel.key);
+                if pos_after != pos_before {
+                    if let Some(pos) = pos_after {
+                        j.append(&JournalEvent::Advance(pos));
+                    }
+                }
+                let redelivered = ci.state.last_take_requeued();
+                if redelivered > 0 {
+                    j.append(&JournalEvent::Attempt(
+                        self.taken[..redelivered].iter().map(|m| m.id).collect(),
+                    ));
+                }
+                self.journal_dirty |= n > 0;
+            }
             if n < want {
                 if !ci.state.paused() {
                     channel.register_waiter(&mut ci, &self.client);
                 }
             } else if channel.has_waiters() && ci.state.has_ready(&ti.state) {
-                drop(ti);
                 channel.wake_one_locked(&mut ci);
             }
+            drop(ti);
             if self.neg.sample_rate > 0 {
+                let mut dropped = Vec::new();
                 self.taken.retain(|m| {
                     let keep = rand::random::<u32>() % 100 <= self.neg.sample_rate as u32;
                     if !keep {
                         let _ = ci.state.finish(self.client.id, &m.id);
+                        dropped.push(m.id);
                     }
                     keep
                 });
+                if let (Some(j), false) = (channel.journal.as_ref(), dropped.is_empty()) {
+                    j.append(&JournalEvent::Finish(dropped));
+                }
             }
             n
         };
@@ -373,11 +420,16 @@ impl Conn {
             }
             Command::Fin { id } => {
                 let (_, channel) = self.subscription()?;
+                let channel = channel.clone();
                 let res = {
                     let mut ci = channel.inner.lock();
                     let res = ci.state.finish(self.client.id, &id);
                     if let (Ok(f), Some(e2e)) = (&res, ci.e2e.as_mut()) {
                         e2e.record(Instant::now(), crate::topic::unix_nanos() - f.msg.timestamp);
+                    }
+                    if let (Ok(_), Some(j)) = (&res, channel.journal.as_ref()) {
+                        j.append(&JournalEvent::Finish(vec![id]));
+                        self.journal_dirty = true;
                     }
                     res
                 };
@@ -415,6 +467,13 @@ impl Conn {
                 );
                 match res {
                     Ok(ready_now) => {
+                        if let (false, Some(j)) = (ready_now, channel.journal.as_ref()) {
+                            j.append(&JournalEvent::Defer(
+                                id,
+                                crate::durable::unix_ms() + delay_ms,
+                            ));
+                            self.journal_dirty = true;
+                        }
                         self.client.in_flight.fetch_sub(1, Ordering::AcqRel);
                         self.client.requeue_count.fetch_add(1, Ordering::Relaxed);
                         if ready_now {

@@ -2,7 +2,8 @@
 //! fan-out done in the publisher's task.
 //!
 //! Lock order: a channel's lock may be held while taking its topic's lock, never the reverse.
-//! Publishing takes only the topic lock, then wakes waiting consumers after releasing it.
+//! Publishing takes only the topic lock, then (with no lock held) writes to the store as
+//! `--durability` requires and wakes waiting consumers.
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -14,9 +15,11 @@ use parking_lot::Mutex;
 use nsq_protocol::guid::GuidFactory;
 use nsq_protocol::names::is_ephemeral;
 use nsq_protocol::{Message, MessageId};
-use nsq_queue::{QueueError, TopicState};
+use nsq_queue::{ChannelState, QueueError, TopicState};
+use nsq_store::journal::Event;
 
 use crate::channel::Channel;
+use crate::durable::{self, TopicStore};
 
 pub struct TopicInner {
     pub state: TopicState,
@@ -25,13 +28,23 @@ pub struct TopicInner {
     next_key: u64,
 }
 
+/// Settings every topic is created with.
+#[derive(Debug, Clone)]
+pub struct TopicConfig {
+    pub node_id: i64,
+    pub mem_queue_size: i64,
+    /// Keep publish-to-FIN latencies over this window (when percentiles are configured).
+    pub e2e_window: Option<Duration>,
+}
+
 pub struct Topic {
     pub name: String,
     pub ephemeral: bool,
     pub inner: Mutex<TopicInner>,
+    /// The topic's durable log; `None` for ephemeral topics.
+    pub store: Option<TopicStore>,
     deleted: AtomicBool,
-    mem_queue_size: i64,
-    e2e_window: Option<Duration>,
+    cfg: TopicConfig,
 }
 
 pub fn unix_nanos() -> i64 {
@@ -42,27 +55,32 @@ pub fn unix_nanos() -> i64 {
 }
 
 impl Topic {
+    /// A topic over `state` (whose log is the store's when `store` is given).
     pub fn new(
         name: &str,
-        node_id: i64,
-        mem_queue_size: i64,
-        e2e_window: Option<Duration>,
+        cfg: TopicConfig,
+        state: TopicState,
+        store: Option<TopicStore>,
     ) -> Topic {
-        let ephemeral = is_ephemeral(name);
-        let bound = ephemeral.then_some(mem_queue_size.max(0) as u64);
         Topic {
             name: name.to_string(),
-            ephemeral,
+            ephemeral: is_ephemeral(name),
             inner: Mutex::new(TopicInner {
-                state: TopicState::in_memory(bound),
+                state,
                 channels: BTreeMap::new(),
-                guid: GuidFactory::new(node_id),
+                guid: GuidFactory::new(cfg.node_id),
                 next_key: 1,
             }),
+            store,
             deleted: AtomicBool::new(false),
-            mem_queue_size,
-            e2e_window,
+            cfg,
         }
+    }
+
+    /// An in-memory topic (ephemeral topics, and the fallback when the store cannot open).
+    pub fn in_memory(name: &str, cfg: TopicConfig) -> Topic {
+        let bound = is_ephemeral(name).then_some(cfg.mem_queue_size.max(0) as u64);
+        Topic::new(name, cfg, TopicState::in_memory(bound), None)
     }
 
     pub fn is_deleted(&self) -> bool {
@@ -91,10 +109,11 @@ impl Topic {
         }
     }
 
-    /// Publishes bodies as new messages; wakes consumers that were waiting for them.
+    /// Publishes bodies as new messages, makes them as durable as the level requires, and wakes
+    /// consumers that were waiting for them.
     pub fn publish(&self, bodies: impl IntoIterator<Item = Bytes>) -> Result<(), QueueError> {
         let mut wake: Vec<Arc<Channel>> = Vec::new();
-        {
+        let tail = {
             let mut inner = self.inner.lock();
             let inner = &mut *inner;
             let ts = unix_nanos();
@@ -105,11 +124,15 @@ impl Topic {
             if inner.state.publish(msgs)? {
                 wake.extend(inner.channels.values().filter(|c| c.has_waiters()).cloned());
             }
-        }
+            inner.state.tail()
+        };
         for c in wake {
             c.wake_waiter();
         }
-        Ok(())
+        match &self.store {
+            Some(store) => store.commit(tail),
+            None => Ok(()),
+        }
     }
 
     /// Publishes one message that each channel holds back for `defer_ms`.
@@ -124,17 +147,17 @@ impl Topic {
             }
             inner.channels.values().cloned().collect()
         };
-        self.distribute_deferred(&channels);
-        Ok(())
+        self.distribute_deferred(&channels)
     }
 
     /// Hands deferred publishes the topic was holding to its channels; the delay starts now.
-    pub fn distribute_deferred(&self, channels: &[Arc<Channel>]) {
+    pub fn distribute_deferred(&self, channels: &[Arc<Channel>]) -> Result<(), QueueError> {
         let pending = self.inner.lock().state.take_pending_deferred();
         if pending.is_empty() {
-            return;
+            return Ok(());
         }
         let now = Instant::now();
+        let now_ms = durable::unix_ms();
         for c in channels {
             let mut ci = c.inner.lock();
             for p in &pending {
@@ -142,12 +165,32 @@ impl Topic {
                     p.msg.clone(),
                     now + Duration::from_millis(p.defer_ms as u64),
                 );
+                if let Some(j) = c.journal.as_ref() {
+                    j.append(&Event::Deferred(p.msg.clone(), now_ms + p.defer_ms));
+                }
             }
             let mut ti = self.inner.lock();
             for _ in &pending {
                 ti.state.count_received(c.key);
             }
         }
+        if let Some(store) = &self.store {
+            for c in channels {
+                if let Some(j) = c.journal.as_ref() {
+                    store.commit_journal(j)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn channel_bound(&self, name: &str) -> Option<u64> {
+        is_ephemeral(name).then_some(self.cfg.mem_queue_size.max(0) as u64)
+    }
+
+    /// Whether a channel of this name records its state in the store.
+    fn journaled(&self, name: &str) -> bool {
+        self.store.is_some() && !is_ephemeral(name)
     }
 
     /// Returns the channel, creating it if needed (`true` when created).
@@ -159,11 +202,16 @@ impl Topic {
             }
             let key = inner.next_key;
             inner.next_key += 1;
-            let channel = Arc::new(Channel::new(name, key, self.e2e_window));
-            let bound = channel
-                .ephemeral
-                .then_some(self.mem_queue_size.max(0) as u64);
-            let released = inner.state.add_channel(key, bound);
+            let released = inner.state.add_channel(key, self.channel_bound(name));
+            let journal = match &self.store {
+                Some(store) if self.journaled(name) => {
+                    let pos = inner.state.channel_pos(key).unwrap_or(0);
+                    // Channel creation is rare; its journal must exist before any delivery.
+                    durable::new_channel_journal(&store.data_path, &self.name, name, pos)
+                }
+                _ => None,
+            };
+            let channel = Arc::new(Channel::new(name, key, self.cfg.e2e_window, journal));
             inner.channels.insert(name.to_string(), channel.clone());
             let channels: Vec<Arc<Channel>> = inner.channels.values().cloned().collect();
             (channel, released, channels)
@@ -174,8 +222,42 @@ impl Topic {
                 c.wake_waiter();
             }
         }
-        self.distribute_deferred(&channels);
+        if let Err(e) = self.distribute_deferred(&channels) {
+            log::error!("TOPIC({}): {e}", self.name);
+        }
         (channel, true)
+    }
+
+    /// Brings back a channel from the store at start-up: its cursor and the messages it still
+    /// owed (in flight, requeued or deferred when the process stopped).
+    pub fn restore_channel(&self, name: &str) -> Result<Arc<Channel>, String> {
+        let Some(store) = &self.store else {
+            return Err("topic has no store".to_string());
+        };
+        let mut inner = self.inner.lock();
+        let key = inner.next_key;
+        inner.next_key += 1;
+        let mut state = ChannelState::new(key);
+        let (pos, journal) = durable::recover_channel(
+            &store.data_path,
+            &self.name,
+            name,
+            inner.state.log_mut(),
+            &mut state,
+        )
+        .map_err(|e| e.to_string())?;
+        inner
+            .state
+            .restore_channel(key, self.channel_bound(name), pos);
+        let channel = Arc::new(Channel::new(name, key, self.cfg.e2e_window, Some(journal)));
+        channel.inner.lock().state = state;
+        inner.channels.insert(name.to_string(), channel.clone());
+        Ok(channel)
+    }
+
+    /// Ends start-up recovery (see `TopicState::finish_restore`).
+    pub fn finish_restore(&self, paused: bool) {
+        self.inner.lock().state.finish_restore(paused);
     }
 
     pub fn channel(&self, name: &str) -> Option<Arc<Channel>> {
@@ -186,8 +268,8 @@ impl Topic {
         self.inner.lock().channels.values().cloned().collect()
     }
 
-    /// Removes a channel and drops its messages; its consumers are asked to close. Returns the
-    /// number of channels left.
+    /// Removes a channel and drops its messages and files; its consumers are asked to close.
+    /// Returns the number of channels left.
     pub fn remove_channel(&self, name: &str) -> Option<usize> {
         let (channel, left) = {
             let mut inner = self.inner.lock();
@@ -198,6 +280,14 @@ impl Topic {
         channel.mark_deleted();
         log::info!("CHANNEL({}): deleting", channel.name);
         channel.close_clients();
+        if let Some(j) = channel.journal.as_ref() {
+            if let Err(e) = j.files().remove() {
+                log::error!(
+                    "CHANNEL({}): failed to remove its files - {e}",
+                    channel.name
+                );
+            }
+        }
         Some(left)
     }
 
@@ -213,7 +303,9 @@ impl Topic {
             }
         }
         if !paused {
-            self.distribute_deferred(&channels);
+            if let Err(e) = self.distribute_deferred(&channels) {
+                log::error!("TOPIC({}): {e}", self.name);
+            }
         }
     }
 

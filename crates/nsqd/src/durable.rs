@@ -1,0 +1,241 @@
+//! The link between live topics and channels and the store: opening and recovering them,
+//! writing before acknowledging as `--durability` asks, checkpointing, and the final flush.
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use nsq_queue::{ChannelState, MessageLog, QueueError};
+use nsq_store::journal::{ChannelSnapshot, Event, JournalWriter, Owed};
+use nsq_store::{layout, DiskLog, LogOptions, LogWriter};
+
+use crate::channel::Channel;
+use crate::options::Durability;
+use crate::topic::{unix_nanos, Topic};
+
+/// Pending bytes after which the `memory` level writes without waiting for the sync task.
+const WRITE_BEHIND_BYTES: usize = 1 << 20;
+
+/// A topic's handle on its log's writer.
+pub struct TopicStore {
+    pub writer: Arc<LogWriter>,
+    pub level: Durability,
+    pub dir: PathBuf,
+    pub data_path: PathBuf,
+}
+
+pub fn unix_ms() -> i64 {
+    unix_nanos() / 1_000_000
+}
+
+/// Runs blocking storage work from async code without stalling the other tasks of this
+/// runtime thread.
+pub fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
+    }
+}
+
+impl TopicStore {
+    /// Makes the log durable up to `upto` as the level requires before acknowledging.
+    pub fn commit(&self, upto: u64) -> Result<(), QueueError> {
+        let res = match self.level {
+            Durability::Memory if self.writer.pending_bytes() < WRITE_BEHIND_BYTES => Ok(()),
+            Durability::Memory | Durability::Write => self.writer.flush(upto, false),
+            Durability::Fsync => blocking(|| self.writer.flush(upto, true)),
+        };
+        res.map_err(|e| QueueError::Write(format!("write to {} failed - {e}", self.dir.display())))
+    }
+
+    /// Makes journal events durable as the level requires (deliveries and deferrals).
+    pub fn commit_journal(&self, j: &JournalWriter) -> Result<(), QueueError> {
+        let res = match self.level {
+            Durability::Memory => Ok(()),
+            Durability::Write => j.flush(false),
+            Durability::Fsync => blocking(|| j.flush(true)),
+        };
+        res.map_err(|e| QueueError::Write(format!("journal write failed - {e}")))
+    }
+}
+
+pub fn log_options(opts: &crate::options::Options) -> LogOptions {
+    LogOptions {
+        max_bytes_per_file: opts.max_bytes_per_file.max(1) as u64,
+        max_body: opts.max_msg_size.max(0) as usize,
+        cache_messages: opts.mem_queue_size.max(0) as usize,
+    }
+}
+
+/// Opens a topic's log, reporting what recovery found.
+pub fn open_topic_log(
+    data_path: &Path,
+    topic: &str,
+    opts: &LogOptions,
+) -> Result<DiskLog, nsq_store::LogError> {
+    let dir = layout::topic_dir(data_path, topic);
+    let (log, recovery) = DiskLog::open(&dir, opts.clone())?;
+    if recovery.truncated_bytes > 0 {
+        log::warn!(
+            "TOPIC({topic}): cut {} bytes of an interrupted write off the end of its log",
+            recovery.truncated_bytes
+        );
+    }
+    for d in &recovery.damage {
+        log::error!(
+            "TOPIC({topic}): damaged record in {} at offset {} ({}), {} message(s) skipped",
+            d.path.display(),
+            d.offset,
+            d.reason,
+            d.lost
+        );
+    }
+    Ok(log)
+}
+
+/// Starts a fresh journal for a new channel whose cursor is at `pos`.
+pub fn new_channel_journal(
+    data_path: &Path,
+    topic: &str,
+    channel: &str,
+    pos: u64,
+) -> Option<Arc<JournalWriter>> {
+    let files = layout::channel_files(data_path, topic, channel);
+    let mut snap = ChannelSnapshot {
+        generation: 0,
+        pos,
+        owed: Default::default(),
+    };
+    match JournalWriter::start(files, &mut snap) {
+        Ok(j) => Some(Arc::new(j)),
+        Err(e) => {
+            log::error!("CHANNEL({channel}): cannot create its journal - {e}; it will not survive a restart");
+            None
+        }
+    }
+}
+
+/// Recovers a channel's cursor and owed messages from its files into `state`, returning the
+/// cursor and a journal that continues after a fresh checkpoint.
+pub fn recover_channel(
+    data_path: &Path,
+    topic: &str,
+    channel: &str,
+    log: &mut dyn MessageLog,
+    state: &mut ChannelState,
+) -> Result<(u64, Arc<JournalWriter>), nsq_store::journal::JournalError> {
+    let files = layout::channel_files(data_path, topic, channel);
+    let head = log.head();
+    let (mut snap, damaged) = files.recover(log, head)?;
+    if damaged {
+        log::error!("CHANNEL({channel}): damaged journal record skipped; later events of that journal are lost");
+    }
+    let now = Instant::now();
+    let now_ms = unix_ms();
+    let owed = snap.owed.len();
+    for o in snap.owed.values() {
+        if o.due_ms <= now_ms {
+            state.push_back(o.msg.clone());
+        } else {
+            state.defer(
+                o.msg.clone(),
+                now + Duration::from_millis((o.due_ms - now_ms) as u64),
+            );
+        }
+    }
+    if owed > 0 {
+        log::info!("CHANNEL({channel}): recovered {owed} unfinished message(s)");
+    }
+    let pos = snap.pos;
+    let journal = JournalWriter::start(files, &mut snap)?;
+    Ok((pos, Arc::new(journal)))
+}
+
+/// The channel's durable state right now (take with journal writes held off).
+fn snapshot(topic: &Topic, channel: &Channel) -> ChannelSnapshot {
+    let ci = channel.inner.lock();
+    let ti = topic.inner.lock();
+    let pos = ti.state.channel_pos(channel.key).unwrap_or(0);
+    let now = Instant::now();
+    let now_ms = unix_ms();
+    let owed = ci
+        .state
+        .owed()
+        .map(|(m, due)| {
+            let due_ms = due.map_or(0, |d| {
+                now_ms + d.saturating_duration_since(now).as_millis() as i64
+            });
+            (
+                m.id,
+                Owed {
+                    msg: m.clone(),
+                    due_ms,
+                },
+            )
+        })
+        .collect();
+    ChannelSnapshot {
+        generation: 0,
+        pos,
+        owed,
+    }
+}
+
+/// Writes a checkpoint for a channel with new events, then lets its topic's log drop what the
+/// channel no longer needs.
+pub fn checkpoint_channel(topic: &Topic, channel: &Channel) {
+    let Some(j) = channel.journal.as_ref() else {
+        return;
+    };
+    if !j.is_dirty() {
+        return;
+    }
+    let mut pos = None;
+    let res = j.checkpoint(|| {
+        let s = snapshot(topic, channel);
+        pos = Some(s.pos);
+        s
+    });
+    match res {
+        Ok(()) => {
+            if let Some(pos) = pos {
+                topic.inner.lock().state.set_retain(channel.key, pos);
+            }
+        }
+        Err(e) => log::error!("CHANNEL({}): checkpoint failed - {e}", channel.name),
+    }
+}
+
+/// Background sync: fsync the log (NSQ's `--sync-timeout` behaviour at every level),
+/// checkpoint channels, delete log segments nobody needs.
+pub fn sync_topic(topic: &Topic) {
+    let Some(store) = topic.store.as_ref() else {
+        return;
+    };
+    let tail = topic.inner.lock().state.tail();
+    if let Err(e) = store.writer.flush(tail, true) {
+        log::error!("TOPIC({}): sync failed - {e}", topic.name);
+    }
+    for c in topic.channels() {
+        if let Some(j) = c.journal.as_ref() {
+            if let Err(e) = j.flush(true) {
+                log::error!("CHANNEL({}): journal sync failed - {e}", c.name);
+            }
+        }
+        checkpoint_channel(topic, &c);
+    }
+    store.writer.delete_trimmed();
+}
+
+/// Final flush at shutdown: every channel's in-flight and deferred messages go into its
+/// checkpoint, so they are delivered again after a restart with their attempts and delays.
+pub fn close_topic(topic: &Topic) {
+    for c in topic.channels() {
+        if let Some(j) = c.journal.as_ref() {
+            // Force a checkpoint even without new events: in-flight state must be recorded.
+            j.append(&Event::Attempt(Vec::new()));
+        }
+    }
+    sync_topic(topic);
+}

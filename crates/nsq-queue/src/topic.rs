@@ -106,6 +106,11 @@ impl TopicState {
             .push(PendingDeferred { msg, defer_ms });
     }
 
+    /// Deferred publishes the topic holds (it has no channels, or is paused).
+    pub fn pending_deferred(&self) -> &[PendingDeferred] {
+        &self.pending_deferred
+    }
+
     /// Whether new messages stay in the topic instead of going to channels.
     pub fn holding(&self) -> bool {
         self.paused || self.cursors.is_empty()

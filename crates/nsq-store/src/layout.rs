@@ -27,6 +27,16 @@ pub fn channel_files(data_path: &Path, topic: &str, channel: &str) -> ChannelFil
     }
 }
 
+/// The journal of deferred publishes a topic holds while it has no channels (or is paused).
+/// Its `due_ms` fields hold the requested delay, since the delay only starts when the message
+/// reaches a channel.
+pub fn held_deferred_files(data_path: &Path, topic: &str) -> ChannelFiles {
+    ChannelFiles {
+        dir: topic_dir(data_path, topic),
+        name: "held-deferred".to_string(),
+    }
+}
+
 /// Topics that have a directory in the store.
 pub fn stored_topics(data_path: &Path) -> Vec<String> {
     let Ok(rd) = std::fs::read_dir(store_dir(data_path)) else {

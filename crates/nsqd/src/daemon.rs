@@ -203,14 +203,28 @@ impl Nsqd {
         }
         match durable::open_topic_log(&self.data_path, name, &durable::log_options(&self.opts)) {
             Ok(log) => {
-                let store = durable::TopicStore {
-                    writer: log.writer(),
-                    level: self.opts.durability,
-                    dir: log.dir().to_path_buf(),
-                    data_path: self.data_path.clone(),
-                };
-                let state = nsq_queue::TopicState::new(Box::new(log), None);
-                Topic::new(name, cfg, state, Some(store))
+                let writer = log.writer();
+                let dir = log.dir().to_path_buf();
+                let mut state = nsq_queue::TopicState::new(Box::new(log), None);
+                match durable::recover_held_deferred(&self.data_path, name, &mut state) {
+                    Ok(held) => {
+                        let store = durable::TopicStore {
+                            writer,
+                            level: self.opts.durability,
+                            dir,
+                            data_path: self.data_path.clone(),
+                            held,
+                        };
+                        Topic::new(name, cfg, state, Some(store))
+                    }
+                    Err(e) => {
+                        log::error!(
+                            "TOPIC({name}): cannot open its store - {e}; keeping it in memory"
+                        );
+                        self.set_health(Some(e.to_string()));
+                        Topic::in_memory(name, cfg)
+                    }
+                }
             }
             Err(e) => {
                 log::error!("TOPIC({name}): cannot open its store - {e}; keeping it in memory");
@@ -390,36 +404,60 @@ impl Nsqd {
 
     /// Recreates topics and channels from `nsqd.dat` (invalid names skipped with a warning).
     pub fn load_metadata(&self) -> Result<(), metadata::MetadataError> {
-        let Some(md) = metadata::load(&self.data_path, self.opts.node_id)? else {
-            return Ok(());
-        };
+        let md = metadata::load(&self.data_path, self.opts.node_id)?;
+        // `nsqd.dat` is written in the background, so a topic or channel created just before a
+        // crash may be missing from it while the store already holds its acknowledged
+        // messages: the store's own files count too (deleting removes them, so nothing
+        // deleted comes back). `nsqd.dat` stays the authority for pause flags.
+        let mut wanted: BTreeMap<String, (bool, BTreeMap<String, bool>)> = BTreeMap::new();
+        for t in md.and_then(|m| m.topics).unwrap_or_default() {
+            let entry = wanted.entry(t.name).or_default();
+            entry.0 = t.paused;
+            for c in t.channels.unwrap_or_default() {
+                entry.1.insert(c.name, c.paused);
+            }
+        }
+        for t in nsq_store::layout::stored_topics(&self.data_path) {
+            let known = wanted.contains_key(&t);
+            let entry = wanted.entry(t.clone()).or_default();
+            if !known {
+                log::info!("TOPIC({t}): recovered from the store (not yet in nsqd.dat)");
+            }
+            for c in nsq_store::layout::stored_channels(&self.data_path, &t) {
+                entry.1.entry(c).or_insert(false);
+            }
+        }
         self.loading.store(true, Ordering::Release);
-        for t in md.topics.unwrap_or_default() {
-            if !nsq_protocol::names::is_valid_topic_name(t.name.as_bytes()) {
-                log::warn!("skipping creation of invalid topic {}", t.name);
+        for (name, (paused, channels)) in wanted {
+            if !nsq_protocol::names::is_valid_topic_name(name.as_bytes())
+                || nsq_protocol::names::is_ephemeral(&name)
+            {
+                log::warn!("skipping creation of invalid topic {name}");
                 continue;
             }
-            let topic = self.get_or_create_topic(&t.name);
-            for c in t.channels.unwrap_or_default() {
-                if !nsq_protocol::names::is_valid_channel_name(c.name.as_bytes()) {
-                    log::warn!("skipping creation of invalid channel {}", c.name);
+            let topic = self.get_or_create_topic(&name);
+            for (cname, cpaused) in channels {
+                if !nsq_protocol::names::is_valid_channel_name(cname.as_bytes())
+                    || nsq_protocol::names::is_ephemeral(&cname)
+                {
+                    log::warn!("skipping creation of invalid channel {cname}");
                     continue;
                 }
-                let channel = match topic.restore_channel(&c.name) {
+                let channel = match topic.restore_channel(&cname) {
                     Ok(ch) => ch,
                     Err(e) => {
                         if topic.store.is_some() {
-                            log::error!("CHANNEL({}): cannot recover its state - {e}", c.name);
+                            log::error!("CHANNEL({cname}): cannot recover its state - {e}");
                             self.set_health(Some(e));
                         }
-                        self.get_or_create_channel(&topic, &c.name)
+                        self.get_or_create_channel(&topic, &cname)
                     }
                 };
-                if c.paused {
+                if cpaused {
                     channel.set_paused(true);
                 }
             }
-            topic.finish_restore(t.paused);
+            topic.finish_restore(paused);
         }
         self.loading.store(false, Ordering::Release);
         Ok(())

@@ -21,6 +21,8 @@ pub struct TopicStore {
     pub level: Durability,
     pub dir: PathBuf,
     pub data_path: PathBuf,
+    /// Deferred publishes held by the topic itself.
+    pub held: Arc<JournalWriter>,
 }
 
 pub fn unix_ms() -> i64 {
@@ -92,6 +94,23 @@ pub fn open_topic_log(
         );
     }
     Ok(log)
+}
+
+/// Recovers the deferred publishes a topic held into `state` and continues its journal.
+pub fn recover_held_deferred(
+    data_path: &Path,
+    topic: &str,
+    state: &mut nsq_queue::TopicState,
+) -> Result<Arc<JournalWriter>, nsq_store::journal::JournalError> {
+    let files = layout::held_deferred_files(data_path, topic);
+    let head = state.log_mut().head();
+    let (mut snap, _) = files.recover(state.log_mut(), head)?;
+    let mut held: Vec<&Owed> = snap.owed.values().collect();
+    held.sort_by_key(|o| o.msg.timestamp);
+    for o in held {
+        state.hold_deferred(o.msg.clone(), o.due_ms);
+    }
+    Ok(Arc::new(JournalWriter::start(files, &mut snap)?))
 }
 
 /// Starts a fresh journal for a new channel whose cursor is at `pos`.
@@ -224,6 +243,35 @@ pub fn sync_topic(topic: &Topic) {
             }
         }
         checkpoint_channel(topic, &c);
+    }
+    if store.held.is_dirty() {
+        let res = store.held.checkpoint(|| {
+            let ti = topic.inner.lock();
+            ChannelSnapshot {
+                generation: 0,
+                pos: 0,
+                owed: ti
+                    .state
+                    .pending_deferred()
+                    .iter()
+                    .map(|p| {
+                        (
+                            p.msg.id,
+                            Owed {
+                                msg: p.msg.clone(),
+                                due_ms: p.defer_ms,
+                            },
+                        )
+                    })
+                    .collect(),
+            }
+        });
+        if let Err(e) = res {
+            log::error!(
+                "TOPIC({}): checkpoint of held deferred messages failed - {e}",
+                topic.name
+            );
+        }
     }
     store.writer.delete_trimmed();
 }

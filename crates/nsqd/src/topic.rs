@@ -137,17 +137,27 @@ impl Topic {
 
     /// Publishes one message that each channel holds back for `defer_ms`.
     pub fn publish_deferred(&self, body: Bytes, defer_ms: i64) -> Result<(), QueueError> {
-        let channels: Vec<Arc<Channel>> = {
+        let channels: Option<Vec<Arc<Channel>>> = {
             let mut inner = self.inner.lock();
             let inner = &mut *inner;
             let msg = Message::new(Self::next_id(&mut inner.guid), unix_nanos(), body);
-            inner.state.hold_deferred(msg, defer_ms);
             if inner.state.holding() {
-                return Ok(());
+                if let Some(store) = &self.store {
+                    // Held by the topic: the delay stays relative, it starts at a channel.
+                    store.held.append(&Event::Deferred(msg.clone(), defer_ms));
+                }
+                inner.state.hold_deferred(msg, defer_ms);
+                None
+            } else {
+                inner.state.hold_deferred(msg, defer_ms);
+                Some(inner.channels.values().cloned().collect())
             }
-            inner.channels.values().cloned().collect()
         };
-        self.distribute_deferred(&channels)
+        match (channels, &self.store) {
+            (Some(channels), _) => self.distribute_deferred(&channels),
+            (None, Some(store)) => store.commit_journal(&store.held),
+            (None, None) => Ok(()),
+        }
     }
 
     /// Hands deferred publishes the topic was holding to its channels; the delay starts now.
@@ -180,6 +190,11 @@ impl Topic {
                     store.commit_journal(j)?;
                 }
             }
+            // Only once the channels have them does the topic stop holding them.
+            store
+                .held
+                .append(&Event::Finish(pending.iter().map(|p| p.msg.id).collect()));
+            store.commit_journal(&store.held)?;
         }
         Ok(())
     }

@@ -197,3 +197,34 @@ fn deferred_message_keeps_its_remaining_delay_across_a_crash() {
         "delivered {since_restart:?} after the restart"
     );
 }
+
+#[test]
+fn deferred_publish_held_by_a_topic_without_channels_survives_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut n = Nsqd::start_in(dir.path(), &[]);
+    let mut p = n.connect();
+    p.cmd_body("DPUB lonely 1500", b"held");
+    p.expect_ok();
+    n.signal("KILL");
+    n.wait_exit();
+
+    let n = Nsqd::start_in(dir.path(), &[]);
+    let s = n.http_get("/stats?format=json&topic=lonely").json();
+    assert_eq!(s["topics"][0]["depth"], 1, "{s}");
+    let mut c = n.connect();
+    c.subscribe("lonely", "c");
+    let subscribed = Instant::now();
+    c.cmd("RDY 1");
+    let m = c.read_message();
+    assert_eq!((m.body.as_slice(), m.attempts), (&b"held"[..], 1));
+    // The delay starts when the message reaches a channel, as in NSQ.
+    assert!(
+        subscribed.elapsed() >= Duration::from_millis(1400),
+        "{:?}",
+        subscribed.elapsed()
+    );
+    c.cmd(&format!("FIN {}", m.id_str()));
+    drop(c);
+    let s = n.http_get("/stats?format=json&topic=lonely").json();
+    assert_eq!(s["topics"][0]["depth"], 0, "{s}");
+}

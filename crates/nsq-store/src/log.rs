@@ -89,6 +89,10 @@ pub struct LogWriter {
     pending: Mutex<Pending>,
     written: AtomicU64,
     synced: AtomicU64,
+    /// An fsync failed. The kernel may have dropped the unsynced pages while a later fsync
+    /// reports success, so nothing written since can be called durable: fsync-level flushes
+    /// fail from now on (until the process restarts and recovery rereads the files).
+    sync_failed: std::sync::atomic::AtomicBool,
 }
 
 impl LogWriter {
@@ -140,9 +144,17 @@ impl LogWriter {
             self.written.store(end, Ordering::Release);
         }
         if sync {
+            if self.sync_failed.load(Ordering::Acquire) {
+                return Err(std::io::Error::other(
+                    "an earlier fsync failed; nothing written since can be made durable",
+                ));
+            }
             let written = self.written();
             if let Some(f) = io.file.as_ref() {
-                f.sync_data()?;
+                if let Err(e) = f.sync_data() {
+                    self.sync_failed.store(true, Ordering::Release);
+                    return Err(e);
+                }
             }
             self.synced.store(written, Ordering::Release);
         }
@@ -167,7 +179,11 @@ impl LogWriter {
         {
             // Roll: the old segment is complete, so make it durable before the new one appears.
             if let Some(f) = io.file.take() {
-                f.sync_data()?;
+                if let Err(e) = f.sync_data() {
+                    self.sync_failed.store(true, Ordering::Release);
+                    io.file = Some(f);
+                    return Err(e);
+                }
                 self.synced.store(first, Ordering::Release);
             }
             let path = segment_path(&io.dir, first);
@@ -289,6 +305,7 @@ impl DiskLog {
             }),
             written: AtomicU64::new(tail),
             synced: AtomicU64::new(tail),
+            sync_failed: std::sync::atomic::AtomicBool::new(false),
         });
         Ok((
             DiskLog {

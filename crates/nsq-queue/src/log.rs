@@ -18,13 +18,16 @@ pub enum QueueError {
 ///
 /// Promises: `append` either stores every message of the batch or none and reports the error;
 /// a message read at sequence `s` is the one appended at `s`; `trim_to(s)` only forgets messages
-/// below `s`. Sequence numbers are never reused. A read may return fewer messages than asked
-/// for (a disk log skips records it finds damaged); it returns 0 only at the end of the data.
+/// below `s`. Sequence numbers are never reused. A read may return fewer messages than their
+/// sequence numbers span (a disk log skips records it finds damaged), so it reports where to
+/// continue.
 pub trait MessageLog: Send {
     fn append(&mut self, msgs: &mut dyn Iterator<Item = Message>) -> Result<(), QueueError>;
-    /// Appends clones of the messages at `from..from+max` (clamped to the retained range) to
-    /// `out`, returning how many were appended.
-    fn read(&mut self, from: u64, max: usize, out: &mut Vec<Message>) -> usize;
+    /// Appends clones of the messages with sequence numbers in `from..from+max` (clamped to the
+    /// retained range) to `out`, and returns the sequence number to continue from: past
+    /// everything read or skipped, never past `from + max`, and greater than `from` whenever
+    /// `from < tail()` and `max > 0`, unless the data cannot be read at all (an I/O error).
+    fn read(&mut self, from: u64, max: usize, out: &mut Vec<Message>) -> u64;
     fn head(&self) -> u64;
     fn tail(&self) -> u64;
     fn trim_to(&mut self, seq: u64);
@@ -49,15 +52,15 @@ impl MessageLog for MemoryLog {
         Ok(())
     }
 
-    fn read(&mut self, from: u64, max: usize, out: &mut Vec<Message>) -> usize {
+    fn read(&mut self, from: u64, max: usize, out: &mut Vec<Message>) -> u64 {
         let start = from.max(self.base);
         if start >= self.tail() {
-            return 0;
+            return from.max(self.tail());
         }
         let idx = (start - self.base) as usize;
         let end = (idx + max).min(self.msgs.len());
         out.extend(self.msgs.range(idx..end).cloned());
-        end - idx
+        self.base + end as u64
     }
 
     fn head(&self) -> u64 {
@@ -95,12 +98,13 @@ mod tests {
         log.append(&mut (0..10).map(msg)).unwrap();
         assert_eq!((log.head(), log.tail()), (0, 10));
         let mut out = Vec::new();
-        assert_eq!(log.read(8, 5, &mut out), 2);
+        assert_eq!(log.read(8, 5, &mut out), 10);
+        assert_eq!(out.len(), 2);
         assert_eq!(out[0], msg(8));
         log.trim_to(4);
         assert_eq!(log.head(), 4);
         out.clear();
-        assert_eq!(log.read(0, 1, &mut out), 1);
+        assert_eq!(log.read(0, 1, &mut out), 5);
         assert_eq!(out[0], msg(4));
         log.append(&mut std::iter::once(msg(99))).unwrap();
         out.clear();

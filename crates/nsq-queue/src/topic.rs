@@ -319,14 +319,12 @@ impl TopicState {
                 1
             };
             let before = out.len();
-            let got = self.log.read(pos, chunk, out);
-            if got == 0 {
-                // Nothing readable here (damage up to the end of a stretch): skip it.
-                pos += 1;
-                continue;
-            }
+            let next = self.log.read(pos, chunk, out).min(limit);
             bytes += out[before..].iter().map(|m| m.body.len()).sum::<usize>();
-            pos += got as u64;
+            if next <= pos {
+                break;
+            }
+            pos = next;
         }
         let n = out.len() - start;
         c.pos = pos;
@@ -503,6 +501,7 @@ mod tests {
         assert_eq!(t.channel_backlog(1), 3);
         let mut out = Vec::new();
         while t.read(1, 1, &mut out) > 0 {}
+        assert_eq!(t.read(1, 1, &mut out), 0);
         assert_eq!(ids(&out), vec![0, 1, 5]);
         assert_eq!(t.channel_backlog(1), 0);
     }

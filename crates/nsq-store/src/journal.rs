@@ -219,16 +219,15 @@ impl ChannelSnapshot {
                 let mut batch = Vec::new();
                 while cur < pos {
                     batch.clear();
-                    let n = log.read(cur, (pos - cur).min(1024) as usize, &mut batch);
-                    if n == 0 {
-                        cur += 1;
-                        continue;
-                    }
+                    let next = log.read(cur, (pos - cur).min(1024) as usize, &mut batch);
                     for mut m in batch.drain(..) {
                         m.attempts = m.attempts.wrapping_add(1);
                         self.owed.insert(m.id, Owed { msg: m, due_ms: 0 });
                     }
-                    cur += n as u64;
+                    if next <= cur {
+                        break;
+                    }
+                    cur = next;
                 }
                 self.pos = self.pos.max(pos);
             }

@@ -21,6 +21,10 @@ use nsq_queue::{MessageLog, QueueError};
 use crate::record::{decode, encode, Decoded};
 use crate::segment::{self, header, parse_segment_name, scan, segment_path, Damage, HEADER_LEN};
 
+/// Largest body a stored record may claim. Records are validated by their CRC, not by the
+/// current `--max-msg-size`: lowering that limit must never make stored messages unreadable.
+pub const MAX_RECORD_BODY: usize = 1 << 30;
+
 #[derive(Debug, thiserror::Error)]
 pub enum LogError {
     #[error("{path}: {source}")]
@@ -260,7 +264,7 @@ impl DiskLog {
         };
         if let Some(&last) = firsts.last() {
             let path = segment_path(dir, last);
-            let s = scan(&path, last, opts.max_body)?;
+            let s = scan(&path, last, MAX_RECORD_BODY)?;
             recovery.damage.extend(s.damage.iter().cloned());
             tail = s.next_seq;
             let len = std::fs::metadata(&path).map_err(io_err(&path))?.len();
@@ -358,105 +362,154 @@ impl DiskLog {
         }
     }
 
-    /// Reads records from disk starting at sequence `seq`, appending up to `max` to `out`.
-    fn read_disk(&mut self, seq: u64, max: usize, out: &mut Vec<Message>) -> usize {
+    /// Reads the records with sequence numbers in `seq..end` from disk into `out`, returning
+    /// where to continue (past records found damaged or missing).
+    fn read_disk(&mut self, mut seq: u64, end: u64, out: &mut Vec<Message>) -> u64 {
         self.sync_segments();
-        let Some(idx) = self.segments.iter().rposition(|s| s.first <= seq) else {
-            return 0;
-        };
-        let (mut offset, mut want_seq) = match self.hints.get(&seq) {
-            Some(&(first, off)) if first == self.segments[idx].first => (off, seq),
-            _ => (HEADER_LEN, self.segments[idx].first),
-        };
+        while seq < end {
+            let idx = match self.segments.iter().rposition(|s| s.first <= seq) {
+                Some(i) => i,
+                None => match self.segments.first() {
+                    // Below the oldest segment: those records are gone.
+                    Some(s) if s.first < end => {
+                        seq = s.first;
+                        continue;
+                    }
+                    _ => return end,
+                },
+            };
+            let seg_end = self
+                .segments
+                .get(idx + 1)
+                .map_or(u64::MAX, |s| s.first)
+                .min(end);
+            match self.read_segment(idx, seq, seg_end, out) {
+                Some(next) if next >= seg_end => seq = seg_end,
+                // The segment ended early (damage at its end): continue in the next one.
+                Some(_) if seg_end < end => seq = seg_end,
+                Some(next) => return next.max(seq),
+                None => return seq,
+            }
+        }
+        seq
+    }
+
+    /// Reads records `from..end` of one segment. Returns the sequence number after the last
+    /// record read, or `None` when the file cannot be read at all.
+    fn read_segment(
+        &mut self,
+        idx: usize,
+        from: u64,
+        end: u64,
+        out: &mut Vec<Message>,
+    ) -> Option<u64> {
         let seg = &mut self.segments[idx];
         if seg.file.is_none() {
             match File::open(&seg.path) {
                 Ok(f) => seg.file = Some(f),
                 Err(e) => {
                     log::error!("failed to open {} - {e}", seg.path.display());
-                    return 0;
+                    return None;
                 }
             }
         }
-        let Some(file) = seg.file.as_ref() else {
-            return 0;
-        };
+        let file = seg.file.as_ref()?;
         let seg_first = seg.first;
         let path = seg.path.clone();
-        let mut got = 0;
-        let chunk = (64 * 1024).max(self.opts.max_body + 64);
-        while got < max && want_seq < self.cache_base {
-            let mut buf = vec![0u8; chunk];
+        let mut offset = match self.hints.get(&from) {
+            Some(&(first, off)) if first == seg_first => off,
+            _ => HEADER_LEN,
+        };
+        let mut next = from;
+        let mut want = 64 * 1024;
+        'chunks: loop {
+            let mut buf = vec![0u8; want];
             let n = match file.read_at(&mut buf, offset) {
-                Ok(0) => break,
                 Ok(n) => n,
                 Err(e) => {
                     log::error!("failed to read {} at {offset} - {e}", path.display());
-                    break;
+                    return if next > from { Some(next) } else { None };
                 }
             };
+            if n == 0 {
+                break;
+            }
             buf.truncate(n);
             let data = Bytes::from(buf);
             let mut pos = 0usize;
-            let mut progressed = false;
-            while pos < data.len() && got < max {
-                match decode(&data.slice(pos..), self.opts.max_body) {
+            while pos < data.len() {
+                match decode(&data.slice(pos..), MAX_RECORD_BODY) {
                     Decoded::Record { record, size } => {
-                        progressed = true;
+                        if record.seq >= end {
+                            next = next.max(end);
+                            break 'chunks;
+                        }
                         pos += size;
-                        if record.seq < want_seq.max(seq) {
-                            continue;
+                        if record.seq >= from {
+                            next = record.seq + 1;
+                            out.push(record.msg);
                         }
-                        if record.seq >= self.cache_base {
-                            break;
-                        }
-                        out.push(record.msg);
-                        got += 1;
-                        want_seq = record.seq + 1;
                     }
-                    Decoded::Truncated => break,
+                    Decoded::Truncated => {
+                        if pos == 0 {
+                            // One record larger than the chunk: read exactly its size.
+                            let len = u32::from_be_bytes([data[0], data[1], data[2], data[3]]);
+                            let need = 4 + len as usize;
+                            if data.len() >= need || n < want {
+                                break 'chunks;
+                            }
+                            want = need;
+                            continue 'chunks;
+                        }
+                        break;
+                    }
                     Decoded::Corrupt(reason) => {
-                        // Skip one byte at a time until a record decodes again.
                         self.damaged += 1;
+                        let at = offset + pos as u64;
                         log::error!(
-                            "damaged record in {} at offset {} ({reason}), skipping",
-                            path.display(),
-                            offset + pos as u64
+                            "damaged record in {} at offset {at} ({reason}), skipping",
+                            path.display()
                         );
-                        pos += 1;
-                        progressed = true;
-                        while pos < data.len()
-                            && !matches!(
-                                decode(&data.slice(pos..), self.opts.max_body),
-                                Decoded::Record { .. }
-                            )
-                        {
-                            pos += 1;
+                        // Find the next record whose checksum holds, anywhere in the rest of
+                        // the segment (damage is rare; reading the remainder is acceptable).
+                        match resync(file, at + 1) {
+                            Some(found) => {
+                                offset = found;
+                                want = 64 * 1024;
+                                continue 'chunks;
+                            }
+                            None => break 'chunks,
                         }
                     }
                 }
             }
             offset += pos as u64;
-            if !progressed {
-                break;
-            }
-            if want_seq >= seq && got >= max {
+            want = 64 * 1024;
+            if pos == 0 {
                 break;
             }
         }
         if self.hints.len() > 4096 {
             self.hints.clear();
         }
-        self.hints.insert(want_seq, (seg_first, offset));
-        if got == 0 && idx + 1 < self.segments.len() {
-            // The rest of this segment is gone (damage at its end): continue in the next one.
-            let next = self.segments[idx + 1].first;
-            if next > seq {
-                return self.read_disk(next, max, out);
-            }
-        }
-        got
+        self.hints.insert(next, (seg_first, offset));
+        Some(next)
     }
+}
+
+/// The offset of the first valid record at or after `from` in `file`.
+fn resync(file: &File, from: u64) -> Option<u64> {
+    let len = file.metadata().ok()?.len();
+    if from >= len {
+        return None;
+    }
+    let mut rest = vec![0u8; (len - from) as usize];
+    file.read_exact_at(&mut rest, from).ok()?;
+    let rest = Bytes::from(rest);
+    (0..rest.len()).find_map(|i| match decode(&rest.slice(i..), MAX_RECORD_BODY) {
+        Decoded::Record { .. } => Some(from + i as u64),
+        _ => None,
+    })
 }
 
 impl MessageLog for DiskLog {
@@ -473,28 +526,26 @@ impl MessageLog for DiskLog {
         Ok(())
     }
 
-    fn read(&mut self, from: u64, max: usize, out: &mut Vec<Message>) -> usize {
+    fn read(&mut self, from: u64, max: usize, out: &mut Vec<Message>) -> u64 {
         let start = from.max(self.head);
         if start >= self.tail || max == 0 {
-            return 0;
+            return from.max(start.min(self.tail));
         }
-        let mut got = 0;
-        if start < self.cache_base {
-            got = self.read_disk(start, max.min((self.cache_base - start) as usize), out);
-            if got == 0 {
-                return 0;
+        let end = start.saturating_add(max as u64).min(self.tail);
+        let mut pos = start;
+        if pos < self.cache_base {
+            pos = self.read_disk(pos, end.min(self.cache_base), out);
+            if pos < end.min(self.cache_base) {
+                return pos;
             }
         }
-        let next = start + got as u64;
-        if got < max && next >= self.cache_base {
-            let idx = (next - self.cache_base) as usize;
-            let end = (idx + max - got).min(self.cache.len());
-            if idx < end {
-                out.extend(self.cache.range(idx..end).cloned());
-                got += end - idx;
-            }
+        if pos >= self.cache_base && pos < end {
+            let idx = (pos - self.cache_base) as usize;
+            let n = (end - pos) as usize;
+            out.extend(self.cache.range(idx..idx + n).cloned());
+            pos = end;
         }
-        got
+        pos
     }
 
     fn head(&self) -> u64 {
@@ -559,14 +610,9 @@ mod tests {
         let mut out = Vec::new();
         let mut pos = from;
         while pos < log.tail() {
-            let before = out.len();
-            let n = log.read(pos, 7, &mut out);
-            if n == 0 {
-                pos += 1;
-            } else {
-                pos = out[out.len() - 1].timestamp as u64 + 1;
-            }
-            let _ = before;
+            let next = log.read(pos, 7, &mut out);
+            assert!(next > pos && next <= pos + 7, "{pos} -> {next}");
+            pos = next;
         }
         out.iter().map(|m| m.timestamp).collect()
     }
@@ -690,6 +736,53 @@ mod tests {
         drop(log);
         let (mut log, _) = DiskLog::open(d.path(), opts(1 << 20, 10)).unwrap();
         assert_eq!(read_all(&mut log, 0), vec![0, 1, 2]);
+    }
+
+    #[test]
+    fn large_records_survive_a_smaller_body_limit() {
+        let d = tempfile::tempdir().unwrap();
+        let big = |i: u64| {
+            Message::new(
+                MessageId::from_guid(i),
+                i as i64,
+                Bytes::from(vec![b'x'; 200_000]),
+            )
+        };
+        let (mut log, _) = DiskLog::open(d.path(), opts(1 << 30, 0)).unwrap();
+        log.append(&mut (0..3).map(big)).unwrap();
+        log.writer().flush(3, true).unwrap();
+        drop(log);
+        // Reopened with a limit far below the stored bodies: nothing is cut, all readable.
+        let (mut log, rec) = DiskLog::open(d.path(), opts(1 << 30, 0)).unwrap();
+        assert_eq!(
+            (rec.truncated_bytes, rec.damage.len(), log.tail()),
+            (0, 0, 3)
+        );
+        let mut out = Vec::new();
+        assert_eq!(log.read(0, 10, &mut out), 3);
+        assert!(out.iter().all(|m| m.body.len() == 200_000));
+    }
+
+    #[test]
+    fn channel_cursor_reads_across_damage_without_duplicates() {
+        let d = tempfile::tempdir().unwrap();
+        let (mut log, _) = DiskLog::open(d.path(), opts(1 << 20, 0)).unwrap();
+        append(&mut log, 0..10);
+        log.writer().flush(10, true).unwrap();
+        drop(log);
+        let seg = segment_path(d.path(), 0);
+        let mut data = std::fs::read(&seg).unwrap();
+        let rec = crate::record::RECORD_OVERHEAD + "body-0".len();
+        data[HEADER_LEN as usize + 4 * rec + 12] ^= 0x01;
+        std::fs::write(&seg, &data).unwrap();
+        let (log, _) = DiskLog::open(d.path(), opts(1 << 20, 0)).unwrap();
+        let mut t = nsq_queue::TopicState::new(Box::new(log), None);
+        t.restore_channel(1, None, 0);
+        t.finish_restore(false);
+        let mut out = Vec::new();
+        while t.read(1, 3, &mut out) > 0 {}
+        let got: Vec<i64> = out.iter().map(|m| m.timestamp).collect();
+        assert_eq!(got, vec![0, 1, 2, 3, 5, 6, 7, 8, 9]);
     }
 
     proptest::proptest! {

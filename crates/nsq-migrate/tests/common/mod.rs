@@ -78,9 +78,9 @@ fn read_log(log: &mut DiskLog, from: u64) -> Vec<Message> {
     let mut out = Vec::new();
     let mut pos = from.max(log.head());
     while pos < log.tail() {
-        let n = log.read(pos, 100, &mut out);
-        assert!(n > 0, "log read stuck at {pos}");
-        pos += n as u64;
+        let next = log.read(pos, 100, &mut out);
+        assert!(next > pos, "log read stuck at {pos}");
+        pos = next;
     }
     out
 }

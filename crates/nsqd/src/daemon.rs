@@ -405,6 +405,7 @@ impl Nsqd {
     /// Recreates topics and channels from `nsqd.dat` (invalid names skipped with a warning).
     pub fn load_metadata(&self) -> Result<(), metadata::MetadataError> {
         let md = metadata::load(&self.data_path, self.opts.node_id)?;
+        self.import_legacy(md.as_ref())?;
         // `nsqd.dat` is written in the background, so a topic or channel created just before a
         // crash may be missing from it while the store already holds its acknowledged
         // messages: the store's own files count too (deleting removes them, so nothing
@@ -460,6 +461,50 @@ impl Nsqd {
             topic.finish_restore(paused);
         }
         self.loading.store(false, Ordering::Release);
+        Ok(())
+    }
+
+    /// Upgrade in place: queued messages a Go nsqd left in its disk-queue files move into the
+    /// store (the Go files are removed only once their content is durable there).
+    fn import_legacy(&self, md: Option<&Metadata>) -> Result<(), metadata::MetadataError> {
+        let specs: Vec<nsq_migrate::TopicSpec> = md
+            .and_then(|m| m.topics.as_ref())
+            .into_iter()
+            .flatten()
+            .filter(|t| !nsq_protocol::names::is_ephemeral(&t.name))
+            .map(|t| nsq_migrate::TopicSpec {
+                name: t.name.clone(),
+                channels: t
+                    .channels
+                    .iter()
+                    .flatten()
+                    .filter(|c| !nsq_protocol::names::is_ephemeral(&c.name))
+                    .map(|c| c.name.clone())
+                    .collect(),
+            })
+            .collect();
+        let opts = nsq_migrate::ImportOptions {
+            max_msg_size: self.opts.max_msg_size,
+            max_bytes_per_file: self.opts.max_bytes_per_file.max(1) as u64,
+        };
+        let report = nsq_migrate::import_legacy(&self.data_path, &specs, &opts)
+            .map_err(|e| metadata::MetadataError::Import(e.to_string()))?;
+        if report.topics > 0 {
+            log::info!(
+                "NSQ: imported {} message(s) of {} topic(s) and {} channel message(s) from Go nsqd's disk queues",
+                report.messages,
+                report.topics,
+                report.channel_messages
+            );
+        }
+        for c in &report.corrupt {
+            log::error!("NSQ: damaged data in a Go disk queue skipped during import: {c}");
+        }
+        for q in &report.ignored_queues {
+            log::warn!(
+                "NSQ: disk queue {q} belongs to no topic or channel in nsqd.dat; left as is"
+            );
+        }
         Ok(())
     }
 

@@ -37,6 +37,8 @@ pub enum MetadataError {
     Parse(String, serde_json::Error),
     #[error("failed to write metadata to {0} - {1}")]
     Write(String, std::io::Error),
+    #[error("failed to import Go nsqd's disk queues - {0}")]
+    Import(String),
 }
 
 pub fn file_name(data_path: &Path) -> PathBuf {

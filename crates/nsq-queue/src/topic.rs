@@ -313,10 +313,16 @@ impl TopicState {
         let mut pos = c.pos;
         let mut bytes = 0usize;
         while pos < limit && out.len() - start < avail && bytes < max_bytes {
+            let left = avail - (out.len() - start);
+            // Read in chunks sized by the bodies seen so far, so the byte budget is kept
+            // without one read per message.
             let chunk = if max_bytes == usize::MAX {
-                avail - (out.len() - start)
+                left
             } else {
-                1
+                let got = out.len() - start;
+                let avg = if got == 0 { 0 } else { bytes / got };
+                let fit = (max_bytes - bytes) / avg.max(1);
+                left.min(fit.clamp(1, if got == 0 { 16 } else { 1024 }))
             };
             let before = out.len();
             let next = self.log.read(pos, chunk, out).min(limit);

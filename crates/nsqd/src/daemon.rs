@@ -323,6 +323,29 @@ impl Nsqd {
         res.map_err(|e| e.to_string())
     }
 
+    /// Publishes for the TCP path, which commits a whole batch of commands at once (see
+    /// [`Topic::publish_uncommitted`]).
+    pub fn publish_uncommitted(
+        &self,
+        topic: &Arc<Topic>,
+        bodies: Vec<Bytes>,
+    ) -> Result<u64, String> {
+        if self.is_exiting() {
+            return Err("exiting".to_string());
+        }
+        topic.publish_uncommitted(bodies).map_err(|e| {
+            self.record_store_result(&topic.name, &Err(e.clone()));
+            e.to_string()
+        })
+    }
+
+    /// Commits a topic's log up to `upto`, recording the outcome in the health status.
+    pub fn commit(&self, topic: &Topic, upto: u64) -> Result<(), String> {
+        let res = topic.commit(upto);
+        self.record_store_result(&topic.name, &res);
+        res.map_err(|e| e.to_string())
+    }
+
     /// Health follows the last store write: a failure makes nsqd unhealthy until a write
     /// succeeds again.
     fn record_store_result(&self, topic: &str, res: &Result<(), nsq_queue::QueueError>) {

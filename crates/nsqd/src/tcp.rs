@@ -98,6 +98,8 @@ async fn handle(nsqd: Arc<Nsqd>, mut stream: TcpStream, addr: SocketAddr) {
         taken: Vec::with_capacity(MAX_BATCH),
         eof: false,
         journal_dirty: false,
+        commits: Vec::new(),
+        commit_failed: false,
     };
     let graceful = conn.run().await;
     if let Some((topic, channel)) = conn.sub.take() {
@@ -152,6 +154,20 @@ struct Conn {
     eof: bool,
     /// The channel journal has events this connection appended and has not yet written.
     journal_dirty: bool,
+    /// Publishes whose `OK` sits in the write buffer but whose records still have to be made
+    /// durable (done for all of them at once before the buffer is written).
+    commits: Vec<PendingCommit>,
+    /// A commit failed and its error frame was queued: close gracefully after writing it.
+    commit_failed: bool,
+}
+
+struct PendingCommit {
+    topic: Arc<Topic>,
+    upto: u64,
+    /// Where this command's `OK` starts in the write buffer.
+    ok_at: usize,
+    code: ErrorCode,
+    cmd: &'static str,
 }
 
 fn heartbeat_interval(h: Option<Duration>) -> Option<Interval> {
@@ -201,7 +217,7 @@ impl Conn {
         loop {
             if self.client.close_requested() {
                 let _ = self.flush().await;
-                return false;
+                return self.commit_failed;
             }
             // Execute every complete command already buffered.
             loop {
@@ -289,8 +305,47 @@ impl Conn {
         Ok(())
     }
 
+    /// Makes every pending publish durable, one write (or fsync) per topic. On failure the
+    /// `OK`s from the first failed publish on are replaced by its error, which closes the
+    /// connection.
+    fn run_commits(&mut self) -> Option<WireError> {
+        if self.commits.is_empty() {
+            return None;
+        }
+        let commits = std::mem::take(&mut self.commits);
+        let mut done: Vec<(*const Topic, Result<(), String>)> = Vec::new();
+        for (i, c) in commits.iter().enumerate() {
+            let key = Arc::as_ptr(&c.topic);
+            let res = match done.iter().find(|(k, _)| *k == key) {
+                Some((_, r)) => r.clone(),
+                None => {
+                    let upto = commits[i..]
+                        .iter()
+                        .filter(|o| Arc::ptr_eq(&o.topic, &c.topic))
+                        .map(|o| o.upto)
+                        .max()
+                        .unwrap_or(c.upto);
+                    let r = self.nsqd.commit(&c.topic, upto);
+                    done.push((key, r.clone()));
+                    r
+                }
+            };
+            if let Err(e) = res {
+                self.wbuf.truncate(c.ok_at);
+                return Some(WireError::new(c.code, format!("{} failed {e}", c.cmd)));
+            }
+        }
+        None
+    }
+
     /// Writes the buffered frames, within the heartbeat interval when heartbeats are on.
     async fn flush(&mut self) -> std::io::Result<()> {
+        if let Some(e) = self.run_commits() {
+            log::error!("[{}] - {}", self.client.remote_addr, e.frame_text());
+            frame::put_error(&mut self.wbuf, &e.frame_text());
+            self.commit_failed = true;
+            self.client.request_close();
+        }
         if self.wbuf.is_empty() {
             return Ok(());
         }
@@ -518,25 +573,10 @@ impl Conn {
                 Ok(())
             }
             Command::Pub { topic, body } => {
-                let name = topic_name(&topic)?;
-                let t = self.nsqd.get_or_create_topic(name);
-                self.nsqd
-                    .publish(&t, vec![body])
-                    .map_err(|e| WireError::new(ErrorCode::PubFailed, format!("PUB failed {e}")))?;
-                self.client.count_published(name, 1);
-                frame::put_response(&mut self.wbuf, frame::OK);
-                Ok(())
+                self.publish(&topic, vec![body], ErrorCode::PubFailed, "PUB")
             }
             Command::Mpub { topic, bodies } => {
-                let name = topic_name(&topic)?;
-                let t = self.nsqd.get_or_create_topic(name);
-                let n = bodies.len() as u64;
-                self.nsqd.publish(&t, bodies).map_err(|e| {
-                    WireError::new(ErrorCode::MpubFailed, format!("MPUB failed {e}"))
-                })?;
-                self.client.count_published(name, n);
-                frame::put_response(&mut self.wbuf, frame::OK);
-                Ok(())
+                self.publish(&topic, bodies, ErrorCode::MpubFailed, "MPUB")
             }
             Command::Dpub {
                 topic,
@@ -555,6 +595,34 @@ impl Conn {
                 Ok(())
             }
         }
+    }
+
+    /// PUB and MPUB: appended now, acknowledged once the batch's commit succeeds.
+    fn publish(
+        &mut self,
+        topic: &[u8],
+        bodies: Vec<Bytes>,
+        code: ErrorCode,
+        cmd: &'static str,
+    ) -> Result<(), WireError> {
+        let name = topic_name(topic)?;
+        let t = self.nsqd.get_or_create_topic(name);
+        let n = bodies.len() as u64;
+        let upto = self
+            .nsqd
+            .publish_uncommitted(&t, bodies)
+            .map_err(|e| WireError::new(code, format!("{cmd} failed {e}")))?;
+        self.client.count_published(name, n);
+        let ok_at = self.wbuf.len();
+        frame::put_response(&mut self.wbuf, frame::OK);
+        self.commits.push(PendingCommit {
+            topic: t,
+            upto,
+            ok_at,
+            code,
+            cmd,
+        });
+        Ok(())
     }
 
     fn soft_error(&mut self, code: ErrorCode, desc: String) {

@@ -112,6 +112,24 @@ impl Topic {
     /// Publishes bodies as new messages, makes them as durable as the level requires, and wakes
     /// consumers that were waiting for them.
     pub fn publish(&self, bodies: impl IntoIterator<Item = Bytes>) -> Result<(), QueueError> {
+        let upto = self.publish_uncommitted(bodies)?;
+        self.commit(upto)
+    }
+
+    /// Makes the log durable up to `upto` as the level requires (no-op without a store).
+    pub fn commit(&self, upto: u64) -> Result<(), QueueError> {
+        match &self.store {
+            Some(store) => store.commit(upto),
+            None => Ok(()),
+        }
+    }
+
+    /// Publishes without waiting for the store: the caller must [`Topic::commit`] the returned
+    /// position before acknowledging, which lets one write (or fsync) cover many publishes.
+    pub fn publish_uncommitted(
+        &self,
+        bodies: impl IntoIterator<Item = Bytes>,
+    ) -> Result<u64, QueueError> {
         let mut wake: Vec<Arc<Channel>> = Vec::new();
         let tail = {
             let mut inner = self.inner.lock();
@@ -129,10 +147,7 @@ impl Topic {
         for c in wake {
             c.wake_waiter();
         }
-        match &self.store {
-            Some(store) => store.commit(tail),
-            None => Ok(()),
-        }
+        Ok(tail)
     }
 
     /// Publishes one message that each channel holds back for `defer_ms`.

@@ -320,7 +320,7 @@ impl TopicState {
                 left
             } else {
                 let got = out.len() - start;
-                let avg = if got == 0 { 0 } else { bytes / got };
+                let avg = bytes.checked_div(got).unwrap_or(0);
                 let fit = (max_bytes - bytes) / avg.max(1);
                 left.min(fit.clamp(1, if got == 0 { 16 } else { 1024 }))
             };

@@ -214,6 +214,8 @@ impl Nsqd {
                             dir,
                             data_path: self.data_path.clone(),
                             held,
+                            sync_every: self.opts.sync_every.max(1) as u64,
+                            sync_scheduled: Default::default(),
                         };
                         Topic::new(name, cfg, state, Some(store))
                     }

@@ -23,6 +23,10 @@ pub struct TopicStore {
     pub data_path: PathBuf,
     /// Deferred publishes held by the topic itself.
     pub held: Arc<JournalWriter>,
+    /// `--sync-every`: once this many messages wait for an fsync, a background fsync starts.
+    pub sync_every: u64,
+    /// A background fsync is already on its way.
+    pub sync_scheduled: Arc<std::sync::atomic::AtomicBool>,
 }
 
 pub fn unix_ms() -> i64 {
@@ -45,10 +49,36 @@ impl TopicStore {
     pub fn commit(&self, upto: u64) -> Result<(), QueueError> {
         let res = match self.level {
             Durability::Memory if self.writer.pending_bytes() < WRITE_BEHIND_BYTES => Ok(()),
-            Durability::Memory | Durability::Write => self.writer.flush(upto, false),
+            Durability::Memory | Durability::Write => {
+                let res = self.writer.flush(upto, false);
+                if upto.saturating_sub(self.writer.synced()) >= self.sync_every.max(1) {
+                    self.sync_in_background(upto);
+                }
+                res
+            }
             Durability::Fsync => blocking(|| self.writer.flush(upto, true)),
         };
         res.map_err(|e| QueueError::Write(format!("write to {} failed - {e}", self.dir.display())))
+    }
+
+    /// NSQ's `--sync-every`: fsync off the publish path once enough messages are unsynced.
+    fn sync_in_background(&self, upto: u64) {
+        use std::sync::atomic::Ordering;
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        if self.sync_scheduled.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let writer = self.writer.clone();
+        let scheduled = self.sync_scheduled.clone();
+        let dir = self.dir.clone();
+        handle.spawn_blocking(move || {
+            if let Err(e) = writer.flush(upto, true) {
+                log::error!("sync of {} failed - {e}", dir.display());
+            }
+            scheduled.store(false, Ordering::Release);
+        });
     }
 
     /// Makes journal events durable as the level requires (deliveries and deferrals).

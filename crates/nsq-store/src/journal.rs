@@ -438,7 +438,8 @@ impl ChannelFiles {
 pub struct JournalWriter {
     files: ChannelFiles,
     pending: std::sync::Mutex<Vec<u8>>,
-    io: std::sync::Mutex<(u64, File)>,
+    /// Generation, file, and the file's length after the last complete write.
+    io: std::sync::Mutex<(u64, File, u64)>,
     /// Events were appended since the last checkpoint.
     dirty: std::sync::atomic::AtomicBool,
 }
@@ -455,9 +456,11 @@ impl JournalWriter {
     ) -> Result<JournalWriter, JournalError> {
         snap.generation += 1;
         let file = files.write_checkpoint(snap)?;
+        let path = files.journal(snap.generation);
+        let len = file.metadata().map_err(io_err(&path))?.len();
         Ok(JournalWriter {
             pending: std::sync::Mutex::new(Vec::new()),
-            io: std::sync::Mutex::new((snap.generation, file)),
+            io: std::sync::Mutex::new((snap.generation, file, len)),
             dirty: std::sync::atomic::AtomicBool::new(false),
             files,
         })
@@ -487,7 +490,7 @@ impl JournalWriter {
         let mut io = lock(&self.io);
         let buf = std::mem::take(&mut *lock(&self.pending));
         if !buf.is_empty() {
-            if let Err(e) = io.1.write_all(&buf) {
+            if let Err(e) = append_whole(&mut io, &buf) {
                 let mut p = lock(&self.pending);
                 let mut back = buf;
                 back.extend_from_slice(&p);
@@ -516,13 +519,40 @@ impl JournalWriter {
         // checkpoint fails; later events wait in the buffer for the new journal.
         let before = std::mem::take(&mut *lock(&self.pending));
         let old = self.files.journal(io.0);
-        io.1.write_all(&before).map_err(io_err(&old))?;
+        if let Err(e) = append_whole(&mut io, &before) {
+            let mut p = lock(&self.pending);
+            let mut back = before;
+            back.extend_from_slice(&p);
+            *p = back;
+            self.dirty.store(true, std::sync::atomic::Ordering::Release);
+            return Err(io_err(&old)(e));
+        }
         snap.generation = io.0 + 1;
         let file = self.files.write_checkpoint(&snap).inspect_err(|_| {
             self.dirty.store(true, std::sync::atomic::Ordering::Release);
         })?;
-        *io = (snap.generation, file);
+        let path = self.files.journal(snap.generation);
+        let len = file.metadata().map_err(io_err(&path))?.len();
+        *io = (snap.generation, file, len);
         Ok(())
+    }
+}
+
+/// Appends `buf` to the journal file, or leaves the file exactly as it was: a torn record would
+/// end every later replay at that point.
+fn append_whole(io: &mut (u64, File, u64), buf: &[u8]) -> std::io::Result<()> {
+    if buf.is_empty() {
+        return Ok(());
+    }
+    match io.1.write_all(buf) {
+        Ok(()) => {
+            io.2 += buf.len() as u64;
+            Ok(())
+        }
+        Err(e) => {
+            let _ = io.1.set_len(io.2);
+            Err(e)
+        }
     }
 }
 

@@ -207,6 +207,10 @@ impl LogWriter {
                 .open(&path)?;
             f.write_all(&header(first))?;
             f.sync_data()?;
+            // Appends go through an append-mode handle: after a failed write is cut off with
+            // `set_len`, the next write must land at the new end, not at the old offset (which
+            // would leave a hole of zeros).
+            let f = OpenOptions::new().append(true).open(&path)?;
             File::open(&io.dir)?.sync_all()?;
             io.seg_first = first;
             io.seg_len = HEADER_LEN;

@@ -106,6 +106,9 @@ pub async fn run(mut opts: Options) -> anyhow::Result<()> {
 struct Signals {
     term: tokio::signal::unix::Signal,
     int: tokio::signal::unix::Signal,
+    /// Handling SIGXFSZ (never awaited) keeps a file-size limit from killing the process:
+    /// the write fails with EFBIG instead and is reported like a full disk.
+    _xfsz: tokio::signal::unix::Signal,
 }
 
 impl Signals {
@@ -114,6 +117,8 @@ impl Signals {
         Ok(Signals {
             term: signal(SignalKind::terminate()).context("failed to install signal handler")?,
             int: signal(SignalKind::interrupt()).context("failed to install signal handler")?,
+            _xfsz: signal(SignalKind::from_raw(libc::SIGXFSZ))
+                .context("failed to install signal handler")?,
         })
     }
 

@@ -1,0 +1,211 @@
+#!/usr/bin/env bash
+# Compares nsqd's --durability levels: publish-only, consume-only (of a backlog published just
+# before) and publish+consume at once, each against a fresh nsqd on ephemeral loopback ports with
+# a temporary data directory. Prints one table of messages per second (rows x levels).
+#
+# usage: scripts/bench.sh NSQD_BIN
+#
+# The bench tools are taken from the directory of NSQD_BIN (build both into the same target dir:
+# `cargo build --release -p nsq-bench -p nsqd`), or from $BENCH_BIN_DIR.
+# Tunables (environment): BENCH_RUNFOR (5s), BENCH_BACKLOG (messages published before the
+# consume-only run, 500000), BENCH_LEVELS ("memory write fsync"), BENCH_REPEAT (1; more runs the
+# whole matrix again and reports medians), BENCH_PIPELINE (1, as NSQ's bench_writer).
+# Message shape follows NSQ's published comparison: 100-byte messages, MPUB batches of 200,
+# RDY 2500.
+set -euo pipefail
+
+if [[ $# -ne 1 || ! -x $1 ]]; then
+    echo "usage: $0 NSQD_BIN   (an executable nsqd)" >&2
+    exit 2
+fi
+NSQD=$1
+BIN_DIR=${BENCH_BIN_DIR:-$(dirname "$NSQD")}
+RUNFOR=${BENCH_RUNFOR:-5s}
+BACKLOG=${BENCH_BACKLOG:-500000}
+LEVELS=${BENCH_LEVELS:-memory write fsync}
+REPEAT=${BENCH_REPEAT:-1}
+PIPELINE=${BENCH_PIPELINE:-1}
+SIZE=100
+BATCH=200
+RDY=2500
+
+for tool in bench_writer bench_reader bench_pubsub; do
+    if [[ ! -x $BIN_DIR/$tool ]]; then
+        echo "missing $BIN_DIR/$tool (build nsq-bench, or set BENCH_BIN_DIR)" >&2
+        exit 2
+    fi
+done
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/nsq-bench.XXXXXX")
+RESULTS=$WORK/results
+: >"$RESULTS"
+NSQD_PID=
+TCP=
+
+stop_nsqd() {
+    if [[ -n $NSQD_PID ]]; then
+        # SIGTERM lets nsqd flush and exit cleanly; a hung daemon is killed after 30 s.
+        kill -TERM "$NSQD_PID" 2>/dev/null || true
+        for _ in $(seq 300); do
+            kill -0 "$NSQD_PID" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -KILL "$NSQD_PID" 2>/dev/null || true
+        wait "$NSQD_PID" 2>/dev/null || true
+        NSQD_PID=
+    fi
+}
+
+cleanup() {
+    stop_nsqd
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# start_nsqd LEVEL NAME: a fresh daemon; sets NSQD_PID and TCP (its listening address).
+start_nsqd() {
+    local level=$1 name=$2
+    local data=$WORK/data-$name log=$WORK/nsqd-$name.log
+    rm -rf "$data"
+    mkdir -p "$data"
+    # Created here, not by the background redirection, so the poll below never races it.
+    : >"$log"
+    "$NSQD" --data-path="$data" --tcp-address=127.0.0.1:0 --http-address=127.0.0.1:0 \
+        --durability="$level" 2>"$log" &
+    NSQD_PID=$!
+    TCP=
+    for _ in $(seq 100); do
+        TCP=$(sed -n 's/.*TCP: listening on \([0-9.]*:[0-9]*\).*/\1/p' "$log" | head -n1)
+        [[ -n $TCP ]] && break
+        if ! kill -0 "$NSQD_PID" 2>/dev/null; then
+            echo "nsqd exited during start-up:" >&2
+            cat "$log" >&2
+            exit 1
+        fi
+        sleep 0.1
+    done
+    if [[ -z $TCP ]]; then
+        echo "nsqd did not report its TCP address within 10 s:" >&2
+        cat "$log" >&2
+        exit 1
+    fi
+}
+
+# finish_nsqd NAME: stops the daemon, keeps any ERROR/FATAL lines, drops the data.
+finish_nsqd() {
+    local name=$1
+    stop_nsqd
+    if grep -E 'ERROR|FATAL|WARN' "$WORK/nsqd-$name.log" >"$WORK/errors-$name" 2>/dev/null; then
+        echo "  nsqd logged $(wc -l <"$WORK/errors-$name") warning/error line(s) in $name, first:" >&2
+        head -n 3 "$WORK/errors-$name" | sed 's/^/    /' >&2
+    fi
+    rm -rf "$WORK/data-$name"
+}
+
+# field KEY FILE: the value of a `KEY: value` line in a tool's stdout.
+field() {
+    sed -n "s|^$1: ||p" "$2" | head -n1
+}
+
+record() { # run row level value
+    printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "${4:--}" >>"$RESULTS"
+}
+
+# run_tool OUT TOOL ARGS...: runs a bench tool, its summary line to the terminal; on failure the
+# row is recorded as "-" and the run goes on.
+run_tool() {
+    local out=$1
+    shift
+    if ! "$@" >"$out" 2>"$out.err"; then
+        echo "  $(basename "$1") failed: $(tail -n 3 "$out.err" | tr '\n' ' ')" >&2
+        : >"$out"
+        return 1
+    fi
+    sed 's/^/  /' "$out.err" >&2
+}
+
+common=(--size="$SIZE" --runfor="$RUNFOR")
+writer=("$BIN_DIR/bench_writer" "${common[@]}" --batch-size="$BATCH" --pipeline="$PIPELINE")
+reader=("$BIN_DIR/bench_reader" "${common[@]}" --rdy="$RDY")
+
+for run in $(seq "$REPEAT"); do
+    for level in $LEVELS; do
+        echo "run $run, --durability=$level" >&2
+
+        name=$run-$level-pub
+        start_nsqd "$level" "$name"
+        run_tool "$WORK/out" "${writer[@]}" --nsqd-tcp-address="$TCP" --topic=bench_pub || true
+        record "$run" publish "$level" "$(field 'msgs/s' "$WORK/out")"
+        finish_nsqd "$name"
+
+        name=$run-$level-sub
+        start_nsqd "$level" "$name"
+        # Subscribe once (nothing to read yet) so the channel exists and the backlog is queued
+        # for it, as it would be for a consumer that fell behind.
+        run_tool "$WORK/out" "${reader[@]}" --nsqd-tcp-address="$TCP" --topic=bench_sub \
+            --runfor=100ms --count=1 || true
+        # The backlog is bounded by count and by time, so a slow level cannot stall the script.
+        run_tool "$WORK/out" "${writer[@]}" --nsqd-tcp-address="$TCP" --topic=bench_sub \
+            --count="$BACKLOG" --runfor=20s || true
+        published=$(field msgs "$WORK/out")
+        if [[ -n $published && $published -gt 0 ]]; then
+            run_tool "$WORK/out" "${reader[@]}" --nsqd-tcp-address="$TCP" --topic=bench_sub \
+                --count="$published" || true
+            record "$run" consume "$level" "$(field 'msgs/s' "$WORK/out")"
+        else
+            record "$run" consume "$level" -
+        fi
+        finish_nsqd "$name"
+
+        name=$run-$level-pubsub
+        start_nsqd "$level" "$name"
+        run_tool "$WORK/out" "$BIN_DIR/bench_pubsub" "${common[@]}" --batch-size="$BATCH" \
+            --pipeline="$PIPELINE" --rdy="$RDY" --nsqd-tcp-address="$TCP" \
+            --topic=bench_pubsub || true
+        record "$run" "pub+sub: publish" "$level" "$(field 'pub msgs/s' "$WORK/out")"
+        record "$run" "pub+sub: consume" "$level" "$(field 'sub msgs/s' "$WORK/out")"
+        record "$run" "pub+sub: backlog" "$level" "$(field backlog "$WORK/out")"
+        finish_nsqd "$name"
+    done
+done
+
+# One table: the median over runs of each row and level, then each level relative to the first.
+awk -F'\t' -v levels="$LEVELS" -v repeat="$REPEAT" -v runfor="$RUNFOR" \
+    -v size="$SIZE" -v batch="$BATCH" -v rdy="$RDY" -v pipeline="$PIPELINE" '
+function median(list,    n, v, i, j, t) {
+    n = split(list, v, " ")
+    for (i = 2; i <= n; i++)
+        for (j = i; j > 1 && v[j - 1] + 0 > v[j] + 0; j--) { t = v[j]; v[j] = v[j - 1]; v[j - 1] = t }
+    if (n == 0) return "-"
+    if (n % 2) return v[(n + 1) / 2]
+    return (v[n / 2] + v[n / 2 + 1]) / 2
+}
+{
+    if (!($2 in seen)) { seen[$2] = 1; rows[++nrows] = $2 }
+    if ($4 != "-") vals[$2, $3] = vals[$2, $3] " " $4
+}
+END {
+    nl = split(levels, lv, " ")
+    printf "\nmsg/s, median of %d run(s); %d-byte messages, MPUB %d, pipeline %d, RDY %d, --runfor %s\n", repeat, size, batch, pipeline, rdy, runfor
+    printf "%-22s", "row"
+    for (i = 1; i <= nl; i++) printf " %12s", lv[i]
+    for (i = 2; i <= nl; i++) printf " %14s", lv[i] "/" lv[1]
+    printf "\n"
+    for (r = 1; r <= nrows; r++) {
+        row = rows[r]
+        printf "%-22s", row
+        for (i = 1; i <= nl; i++) { m[i] = median(vals[row, lv[i]]); printf " %12s", (m[i] == "-" ? "-" : sprintf("%.0f", m[i])) }
+        for (i = 2; i <= nl; i++) {
+            if (row ~ /backlog/ || m[1] == "-" || m[i] == "-" || m[1] + 0 == 0) printf " %14s", ""
+            else printf " %14.2f", m[i] / m[1]
+        }
+        printf "\n"
+    }
+}' "$RESULTS"
+
+if [[ $REPEAT -gt 1 ]]; then
+    echo
+    echo "every run (run, row, level, value):"
+    sed 's/^/  /' "$RESULTS"
+fi

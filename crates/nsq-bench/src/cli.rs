@@ -1,0 +1,218 @@
+//! Command-line flags shared by the bench tools, with the names and defaults of NSQ's
+//! `bench_writer`/`bench_reader`, Go's parsing rules (through `nsq-flags`) and Go's start
+//! `--deadline` format.
+
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use nsq_flags::{Flag, FlagSet, Parsed, Values};
+
+use crate::reader::ReaderOpts;
+use crate::report;
+use crate::writer::WriterOpts;
+
+pub fn address_flag() -> Flag {
+    Flag::string(
+        "nsqd-tcp-address",
+        "127.0.0.1:4150",
+        "<addr>:<port> to connect to nsqd",
+    )
+}
+
+pub fn topic_flag() -> Flag {
+    Flag::string(
+        "topic",
+        "sub_bench",
+        "topic to publish to / receive messages on",
+    )
+}
+
+pub fn size_flag() -> Flag {
+    Flag::int("size", 200, "size of messages")
+}
+
+pub fn runfor_flag() -> Flag {
+    Flag::duration("runfor", Duration::from_secs(10), "duration of time to run")
+}
+
+pub fn deadline_flag() -> Flag {
+    Flag::string(
+        "deadline",
+        "",
+        "deadline to start the benchmark run (\"YYYY-MM-DD hh:mm:ss\", UTC)",
+    )
+}
+
+/// The flags that shape publishing (not `--count`, whose meaning differs per tool).
+pub fn writer_flags() -> [Flag; 2] {
+    [
+        Flag::int("batch-size", 200, "batch size of messages"),
+        Flag::int(
+            "pipeline",
+            1,
+            "MPUBs sent before waiting for a response (1 waits for each, as NSQ's bench_writer)",
+        ),
+    ]
+}
+
+/// The flags that shape consuming (not `--count`).
+pub fn reader_flags() -> [Flag; 2] {
+    [
+        Flag::string("channel", "ch", "channel to receive messages on"),
+        Flag::int("rdy", 2500, "RDY count to use"),
+    ]
+}
+
+/// Parses the arguments after the program name. Help prints the usage and exits 0; a bad flag
+/// prints the error and usage and exits 2, as Go's `flag` package does.
+pub fn parse_or_exit(fs: &FlagSet, args: Vec<String>) -> Values {
+    match fs.parse(args) {
+        Ok(Parsed::Help(usage)) => {
+            eprint!("{usage}");
+            std::process::exit(0);
+        }
+        Ok(Parsed::Args(cl)) => {
+            if let Some(extra) = cl.positional().first() {
+                eprintln!("unexpected argument {extra:?}");
+                eprint!("{}", fs.usage());
+                std::process::exit(2);
+            }
+            cl.values().clone()
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            eprint!("{}", fs.usage());
+            std::process::exit(2);
+        }
+    }
+}
+
+/// A flag value that must be at least `min`, as a `usize`.
+pub fn at_least(v: &Values, name: &str, min: i64) -> Result<usize> {
+    let n = v.int(name);
+    if n < min {
+        bail!("--{name} must be at least {min} (got {n})");
+    }
+    usize::try_from(n).with_context(|| format!("--{name} is too large"))
+}
+
+fn positive_runfor(v: &Values) -> Result<Duration> {
+    let d = v.duration("runfor");
+    if d.is_zero() {
+        bail!("--runfor must be positive: the tools stop only at --runfor or --count");
+    }
+    Ok(d)
+}
+
+fn count(v: &Values) -> Result<u64> {
+    let n = v.int("count");
+    u64::try_from(n).with_context(|| format!("--count must not be negative (got {n})"))
+}
+
+pub fn writer_opts(v: &Values) -> Result<WriterOpts> {
+    Ok(WriterOpts {
+        addr: v.string("nsqd-tcp-address").to_string(),
+        topic: v.string("topic").to_string(),
+        size: at_least(v, "size", 0)?,
+        batch_size: at_least(v, "batch-size", 1)?,
+        pipeline: at_least(v, "pipeline", 1)?,
+        runfor: positive_runfor(v)?,
+        count: if v.get("count").is_some() {
+            count(v)?
+        } else {
+            0
+        },
+    })
+}
+
+pub fn reader_opts(v: &Values) -> Result<ReaderOpts> {
+    Ok(ReaderOpts {
+        addr: v.string("nsqd-tcp-address").to_string(),
+        topic: v.string("topic").to_string(),
+        channel: v.string("channel").to_string(),
+        size: at_least(v, "size", 0)?,
+        rdy: at_least(v, "rdy", 1)? as u64,
+        runfor: positive_runfor(v)?,
+        count: if v.get("count").is_some() {
+            count(v)?
+        } else {
+            0
+        },
+    })
+}
+
+/// Sleeps until `--deadline` when one is given. Like NSQ's tools the time has no zone and is
+/// taken as UTC; a time already past starts at once.
+pub fn wait_for_deadline(prefix: &str, v: &Values) -> Result<()> {
+    let text = v.string("deadline");
+    if text.is_empty() {
+        return Ok(());
+    }
+    let at = chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S")
+        .with_context(|| format!("--deadline {text:?} is not \"YYYY-MM-DD hh:mm:ss\""))?
+        .and_utc();
+    let wait = at - chrono::Utc::now();
+    report::log(
+        prefix,
+        &format!(
+            "sleeping until {} ({})",
+            at.format("%Y-%m-%d %H:%M:%S +0000 UTC"),
+            nsq_flags::format_go_duration_nanos(wait.num_nanoseconds().unwrap_or(i64::MAX))
+        ),
+    );
+    if let Ok(d) = wait.to_std() {
+        std::thread::sleep(d);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn writer_set() -> FlagSet {
+        let mut fs = FlagSet::new("bench_writer")
+            .flag(address_flag())
+            .flag(topic_flag())
+            .flag(size_flag())
+            .flag(runfor_flag())
+            .flag(deadline_flag())
+            .flag(Flag::int("count", 0, "stop after this many"));
+        for f in writer_flags() {
+            fs.add(f);
+        }
+        fs
+    }
+
+    fn values(fs: &FlagSet, args: &[&str]) -> Values {
+        match fs.parse(args.iter().copied()) {
+            Ok(Parsed::Args(cl)) => cl.values().clone(),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn defaults_match_nsq_bench_writer() {
+        let o = writer_opts(&values(&writer_set(), &[])).unwrap();
+        assert_eq!(o.addr, "127.0.0.1:4150");
+        assert_eq!(o.topic, "sub_bench");
+        assert_eq!((o.size, o.batch_size, o.pipeline), (200, 200, 1));
+        assert_eq!(o.runfor, Duration::from_secs(10));
+        assert_eq!(o.count, 0);
+    }
+
+    #[test]
+    fn go_style_flags_and_checks() {
+        let fs = writer_set();
+        let o = writer_opts(&values(
+            &fs,
+            &["-size=100", "--runfor", "5s", "-pipeline", "8"],
+        ))
+        .unwrap();
+        assert_eq!((o.size, o.pipeline), (100, 8));
+        assert_eq!(o.runfor, Duration::from_secs(5));
+        assert!(writer_opts(&values(&fs, &["--batch-size=0"])).is_err());
+        assert!(writer_opts(&values(&fs, &["--runfor=0s"])).is_err());
+        assert!(writer_opts(&values(&fs, &["--count=-1"])).is_err());
+    }
+}

@@ -1,0 +1,20 @@
+//! Load generators for nsqd, speaking the TCP protocol V2 directly: `bench_writer` (MPUB
+//! batches), `bench_reader` (SUB, RDY, FIN everything) and `bench_pubsub` (both at once), with
+//! the flags and summary line of NSQ's Go bench tools, plus `scripts/bench.sh`, which compares
+//! nsqd's `--durability` levels.
+//!
+//! Unlike NSQ's tools, which open one connection per CPU, each side here uses one connection:
+//! the figures then measure one client's throughput and stay comparable across machines.
+#![forbid(unsafe_code)]
+
+pub mod cli;
+pub mod conn;
+pub mod proto;
+pub mod reader;
+pub mod report;
+pub mod writer;
+
+/// `user_agent` sent in IDENTIFY, e.g. `bench_writer/nsq-rs-1.3.0`.
+pub fn user_agent(tool: &str) -> String {
+    format!("{tool}/nsq-rs-{}", env!("CARGO_PKG_VERSION"))
+}

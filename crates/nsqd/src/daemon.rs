@@ -492,22 +492,7 @@ impl Nsqd {
     /// Upgrade in place: queued messages a Go nsqd left in its disk-queue files move into the
     /// store (the Go files are removed only once their content is durable there).
     fn import_legacy(&self, md: Option<&Metadata>) -> Result<(), metadata::MetadataError> {
-        let specs: Vec<nsq_migrate::TopicSpec> = md
-            .and_then(|m| m.topics.as_ref())
-            .into_iter()
-            .flatten()
-            .filter(|t| !nsq_protocol::names::is_ephemeral(&t.name))
-            .map(|t| nsq_migrate::TopicSpec {
-                name: t.name.clone(),
-                channels: t
-                    .channels
-                    .iter()
-                    .flatten()
-                    .filter(|c| !nsq_protocol::names::is_ephemeral(&c.name))
-                    .map(|c| c.name.clone())
-                    .collect(),
-            })
-            .collect();
+        let specs = md.map(Metadata::topic_specs).unwrap_or_default();
         let opts = nsq_migrate::ImportOptions {
             max_msg_size: self.opts.max_msg_size,
             max_bytes_per_file: self.opts.max_bytes_per_file.max(1) as u64,

@@ -3,31 +3,8 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
-pub struct ChannelMeta {
-    pub name: String,
-    #[serde(default)]
-    pub paused: bool,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
-pub struct TopicMeta {
-    pub name: String,
-    #[serde(default)]
-    pub paused: bool,
-    #[serde(default)]
-    pub channels: Option<Vec<ChannelMeta>>,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Metadata {
-    #[serde(default)]
-    pub topics: Option<Vec<TopicMeta>>,
-    #[serde(default)]
-    pub version: String,
-}
+// The file's schema is shared with the migration tools, which read it too.
+pub use nsq_migrate::metadata::{ChannelMeta, Metadata, TopicMeta};
 
 #[derive(Debug, thiserror::Error)]
 pub enum MetadataError {

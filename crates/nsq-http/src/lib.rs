@@ -34,6 +34,7 @@
 #![forbid(unsafe_code)]
 
 pub mod body;
+pub mod client;
 pub mod json;
 pub mod path;
 pub mod query;

@@ -36,6 +36,9 @@ pub struct TopicState {
     log: Box<dyn MessageLog>,
     released: u64,
     paused: bool,
+    /// Held back internally (a new topic waiting for its channels to be pre-created); unlike
+    /// `paused` it is never reported or persisted.
+    hold: bool,
     cursors: Vec<Cursor>,
     pending_deferred: Vec<PendingDeferred>,
     /// Ranges of released sequence numbers that channels jump over: messages the topic held
@@ -69,6 +72,7 @@ impl TopicState {
             log,
             released,
             paused: false,
+            hold: false,
             cursors: Vec::new(),
             pending_deferred: Vec::new(),
             skips: Vec::new(),
@@ -113,7 +117,14 @@ impl TopicState {
 
     /// Whether new messages stay in the topic instead of going to channels.
     pub fn holding(&self) -> bool {
-        self.paused || self.cursors.is_empty()
+        self.paused || self.hold || self.cursors.is_empty()
+    }
+
+    /// Holds or releases the topic without pausing it; returns `true` if releasing handed
+    /// messages to channels.
+    pub fn set_hold(&mut self, hold: bool) -> bool {
+        self.hold = hold;
+        self.release()
     }
 
     /// Deferred publishes that can now go to the channels (none while holding).
@@ -510,6 +521,19 @@ mod tests {
         assert_eq!(t.read(1, 1, &mut out), 0);
         assert_eq!(ids(&out), vec![0, 1, 5]);
         assert_eq!(t.channel_backlog(1), 0);
+    }
+
+    #[test]
+    fn held_topic_gives_every_channel_the_backlog_on_release() {
+        let mut t = TopicState::in_memory(None);
+        t.set_hold(true);
+        t.publish(msgs(0..2)).unwrap();
+        t.add_channel(1, None);
+        t.add_channel(2, None);
+        assert_eq!(t.channel_backlog(1), 0);
+        assert!(t.set_hold(false));
+        assert_eq!((t.channel_backlog(1), t.channel_backlog(2)), (2, 2));
+        assert!(!t.paused());
     }
 
     #[test]

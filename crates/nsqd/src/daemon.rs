@@ -16,6 +16,7 @@ use nsq_protocol::Limits;
 use crate::channel::Channel;
 use crate::client::ClientShared;
 use crate::durable;
+use crate::lookup::{Lookup, LookupEvent};
 use crate::metadata::{self, ChannelMeta, Metadata, TopicMeta};
 use crate::options::Options;
 use crate::topic::{Topic, TopicConfig};
@@ -54,6 +55,9 @@ pub struct Nsqd {
     /// overwrite) one that saw newer state.
     persist_lock: Mutex<()>,
     pub shutdown: Notify,
+    /// Announcements to nsqlookupd, and what the lookupds told us.
+    pub lookup: Lookup,
+    lookup_rx: Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<LookupEvent>>>,
 }
 
 fn millis(d: Duration) -> i64 {
@@ -93,7 +97,10 @@ impl Nsqd {
         let runtime = RuntimeOptions {
             lookupd_tcp_addresses: opts.lookupd_tcp_addresses.clone(),
         };
+        let (lookup, lookup_rx) = Lookup::new();
         Nsqd {
+            lookup,
+            lookup_rx: Mutex::new(Some(lookup_rx)),
             runtime: Mutex::new(runtime),
             data_path,
             tcp_port,
@@ -114,6 +121,11 @@ impl Nsqd {
             shutdown: Notify::new(),
             opts,
         }
+    }
+
+    /// The receiving end of the lookup announcements, for the lookup task (taken once).
+    pub fn take_lookup_events(&self) -> Option<tokio::sync::mpsc::UnboundedReceiver<LookupEvent>> {
+        self.lookup_rx.lock().take()
     }
 
     pub fn is_exiting(&self) -> bool {
@@ -182,6 +194,62 @@ impl Nsqd {
         if !topic.ephemeral {
             self.request_persist();
         }
+        self.lookup.send(LookupEvent::Register {
+            topic: name.to_string(),
+            channel: None,
+        });
+        topic
+    }
+
+    /// Returns the topic; a topic created now first gets the channels nsqlookupd knows for it
+    /// (so a message published to a new node reaches channels consumers use elsewhere), and
+    /// holds its messages until then.
+    pub async fn topic_with_precreation(&self, name: &str) -> Arc<Topic> {
+        if let Some(t) = self.topic(name) {
+            return t;
+        }
+        let configured = !self.runtime.lock().lookupd_tcp_addresses.is_empty();
+        if !configured || self.loading.load(Ordering::Acquire) {
+            return self.get_or_create_topic(name);
+        }
+        let topic = {
+            let mut topics = self.topics.write();
+            if let Some(t) = topics.get(name) {
+                return t.clone();
+            }
+            let t = Arc::new(self.make_topic(name));
+            t.inner.lock().state.set_hold(true);
+            topics.insert(name.to_string(), t.clone());
+            t
+        };
+        log::info!("TOPIC({name}): created");
+        if !topic.ephemeral {
+            self.request_persist();
+        }
+        if self.lookup.http_addrs().is_empty() {
+            log::error!(
+                "TOPIC({name}): no available nsqlookupd to query for channels to pre-create"
+            );
+        } else {
+            for c in crate::lookup::channels_from_lookupd(self, name).await {
+                if nsq_protocol::names::is_ephemeral(&c)
+                    || !nsq_protocol::names::is_valid_channel_name(c.as_bytes())
+                {
+                    continue;
+                }
+                self.get_or_create_channel(&topic, &c);
+            }
+        }
+        let released = topic.inner.lock().state.set_hold(false);
+        if released {
+            for c in topic.channels() {
+                c.wake_all();
+            }
+        }
+        self.lookup.send(LookupEvent::Register {
+            topic: name.to_string(),
+            channel: None,
+        });
         topic
     }
 
@@ -241,6 +309,12 @@ impl Nsqd {
         if created && !channel.ephemeral && !topic.ephemeral {
             self.request_persist();
         }
+        if created {
+            self.lookup.send(LookupEvent::Register {
+                topic: topic.name.clone(),
+                channel: Some(name.to_string()),
+            });
+        }
         channel
     }
 
@@ -250,6 +324,10 @@ impl Nsqd {
         };
         log::info!("TOPIC({name}): deleting");
         topic.mark_deleted();
+        self.lookup.send(LookupEvent::Unregister {
+            topic: name.to_string(),
+            channel: None,
+        });
         for c in topic.channels() {
             topic.remove_channel(&c.name);
         }
@@ -272,6 +350,10 @@ impl Nsqd {
         let Some(left) = topic.remove_channel(name) else {
             return false;
         };
+        self.lookup.send(LookupEvent::Unregister {
+            topic: topic.name.clone(),
+            channel: Some(name.to_string()),
+        });
         if !topic.ephemeral && !nsq_protocol::names::is_ephemeral(name) {
             self.request_persist();
         }

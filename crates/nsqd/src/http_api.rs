@@ -97,14 +97,14 @@ async fn info(nsqd: Arc<Nsqd>, _ctx: RequestCtx) -> HandlerResult {
 }
 
 /// `?topic=` for publishing and creation: the topic is created if missing.
-fn topic_from_query(nsqd: &Nsqd, q: &Query) -> Result<Arc<Topic>, ApiError> {
+async fn topic_from_query(nsqd: &Nsqd, q: &Query) -> Result<Arc<Topic>, ApiError> {
     let name = q
         .get("topic")
         .ok_or_else(|| err(400, "MISSING_ARG_TOPIC"))?;
     if !is_valid_topic_name(name.as_bytes()) {
         return Err(err(400, "INVALID_TOPIC"));
     }
-    Ok(nsqd.get_or_create_topic(name))
+    Ok(nsqd.topic_with_precreation(name).await)
 }
 
 async fn publish(nsqd: Arc<Nsqd>, mut ctx: RequestCtx) -> HandlerResult {
@@ -121,7 +121,7 @@ async fn publish(nsqd: Arc<Nsqd>, mut ctx: RequestCtx) -> HandlerResult {
         return Err(err(400, "MSG_EMPTY"));
     }
     let q = query(&ctx)?;
-    let topic = topic_from_query(&nsqd, &q)?;
+    let topic = topic_from_query(&nsqd, &q).await?;
     let res = match q.get("defer") {
         Some(raw) => {
             let ms: i64 = raw.parse().map_err(|_| err(400, "INVALID_DEFER"))?;
@@ -146,7 +146,7 @@ async fn mpublish(nsqd: Arc<Nsqd>, mut ctx: RequestCtx) -> HandlerResult {
         return Err(err(413, "BODY_TOO_BIG"));
     }
     let q = query(&ctx)?;
-    let topic = topic_from_query(&nsqd, &q)?;
+    let topic = topic_from_query(&nsqd, &q).await?;
     let binary = match q.get("binary") {
         None => false,
         Some("true") | Some("1") => true,
@@ -218,7 +218,7 @@ async fn stats_handler(nsqd: Arc<Nsqd>, ctx: RequestCtx) -> HandlerResult {
 
 async fn topic_create(nsqd: Arc<Nsqd>, ctx: RequestCtx) -> HandlerResult {
     let q = query(&ctx)?;
-    topic_from_query(&nsqd, &q)?;
+    topic_from_query(&nsqd, &q).await?;
     Ok(v1_empty())
 }
 
@@ -388,6 +388,7 @@ async fn config_put(nsqd: Arc<Nsqd>, mut ctx: RequestCtx) -> HandlerResult {
             let addrs: Vec<String> =
                 serde_json::from_slice(&body).map_err(|_| err(400, "INVALID_VALUE"))?;
             nsqd.runtime.lock().lookupd_tcp_addresses = addrs;
+            nsqd.lookup.send(crate::lookup::LookupEvent::PeersChanged);
         }
         "log_level" => {
             let text = std::str::from_utf8(&body).map_err(|_| err(400, "INVALID_VALUE"))?;

@@ -7,6 +7,7 @@ pub mod daemon;
 pub mod durable;
 pub mod http_api;
 pub mod latency;
+pub mod lookup;
 pub mod metadata;
 pub mod options;
 pub mod server;

@@ -86,6 +86,9 @@ pub async fn run(mut opts: Options) -> anyhow::Result<()> {
     tokio::spawn(nsqd.clone().scan_loop());
     tokio::spawn(nsqd.clone().persist_loop());
     tokio::spawn(nsqd.clone().sync_loop());
+    if let Some(events) = nsqd.take_lookup_events() {
+        tokio::spawn(crate::lookup::lookup_loop(nsqd.clone(), events));
+    }
 
     signals.wait().await;
 

@@ -574,9 +574,11 @@ impl Conn {
             }
             Command::Pub { topic, body } => {
                 self.publish(&topic, vec![body], ErrorCode::PubFailed, "PUB")
+                    .await
             }
             Command::Mpub { topic, bodies } => {
                 self.publish(&topic, bodies, ErrorCode::MpubFailed, "MPUB")
+                    .await
             }
             Command::Dpub {
                 topic,
@@ -584,7 +586,7 @@ impl Conn {
                 body,
             } => {
                 let name = topic_name(&topic)?;
-                let t = self.nsqd.get_or_create_topic(name);
+                let t = self.nsqd.topic_with_precreation(name).await;
                 self.nsqd
                     .publish_deferred(&t, body, defer_ms)
                     .map_err(|e| {
@@ -598,7 +600,7 @@ impl Conn {
     }
 
     /// PUB and MPUB: appended now, acknowledged once the batch's commit succeeds.
-    fn publish(
+    async fn publish(
         &mut self,
         topic: &[u8],
         bodies: Vec<Bytes>,
@@ -606,7 +608,7 @@ impl Conn {
         cmd: &'static str,
     ) -> Result<(), WireError> {
         let name = topic_name(topic)?;
-        let t = self.nsqd.get_or_create_topic(name);
+        let t = self.nsqd.topic_with_precreation(name).await;
         let n = bodies.len() as u64;
         let upto = self
             .nsqd
@@ -663,7 +665,7 @@ impl Conn {
             .map_err(|_| WireError::new(ErrorCode::BadChannel, "SUB channel name is not valid"))?;
         let max = self.nsqd.opts.max_channel_consumers;
         for attempt in 0..2 {
-            let t = self.nsqd.get_or_create_topic(topic_name);
+            let t = self.nsqd.topic_with_precreation(topic_name).await;
             let c = self.nsqd.get_or_create_channel(&t, channel_name);
             if max != 0 && c.client_count() as i64 >= max {
                 return Err(WireError::new(

@@ -850,3 +850,362 @@ pub mod httpx {
             .unwrap_or_else(|| panic!("{key} is not an integer in {v}"))
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// nsqlookupd and small clusters, for discovery tests.
+// ---------------------------------------------------------------------------------------------
+
+/// The `nsqlookupd` binary: `$NSQLOOKUPD_BIN`, else the one built next to `nsqd`
+/// (`cargo build --bins` builds both). Panics with a clear message if it is missing.
+pub fn lookupd_bin() -> PathBuf {
+    let path = match std::env::var_os("NSQLOOKUPD_BIN") {
+        Some(p) => PathBuf::from(p),
+        None => Path::new(bin()).with_file_name("nsqlookupd"),
+    };
+    if !path.is_file() {
+        panic!(
+            "nsqlookupd binary not found at {} (build every binary first with \
+             `cargo build --bins`, or set NSQLOOKUPD_BIN)",
+            path.display()
+        );
+    }
+    path
+}
+
+type SharedLog = Arc<(Mutex<LogState>, Condvar)>;
+
+/// Spawns `program` with stderr captured line by line (echoed when `NSQD_TEST_LOG` is set).
+fn spawn_logged(program: &Path, args: &[String], name: &'static str) -> (Child, SharedLog) {
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {name} ({}): {e}", program.display()));
+    let stderr = child.stderr.take().expect("stderr");
+    let log: SharedLog = Arc::default();
+    let log2 = log.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if std::env::var_os("NSQD_TEST_LOG").is_some() {
+                eprintln!("{name}: {line}");
+            }
+            let (m, c) = &*log2;
+            m.lock().unwrap().lines.push(line);
+            c.notify_all();
+        }
+        let (m, c) = &*log2;
+        m.lock().unwrap().closed = true;
+        c.notify_all();
+    });
+    (child, log)
+}
+
+/// Waits until a stderr line of `log` contains `needle`; panics after [`WAIT`].
+fn wait_log_line(log: &SharedLog, needle: &str, name: &str) -> String {
+    let deadline = Instant::now() + WAIT;
+    let (m, c) = &**log;
+    let mut st = m.lock().unwrap();
+    loop {
+        if let Some(l) = st.lines.iter().find(|l| l.contains(needle)) {
+            return l.clone();
+        }
+        if st.closed {
+            panic!(
+                "{name} exited before logging {needle:?}; log:\n{}",
+                st.lines.join("\n")
+            );
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            panic!(
+                "timed out waiting for {name} to log {needle:?}; log:\n{}",
+                st.lines.join("\n")
+            );
+        }
+        st = c.wait_timeout(st, deadline - now).unwrap().0;
+    }
+}
+
+fn listen_addr_in(log: &SharedLog, marker: &str, name: &str) -> SocketAddr {
+    let line = wait_log_line(log, marker, name);
+    let at = line.find(marker).unwrap() + marker.len();
+    line[at..]
+        .trim()
+        .parse()
+        .unwrap_or_else(|e| panic!("{name}: bad listen address in {line:?}: {e}"))
+}
+
+/// Sends a signal by name (`TERM`, `KILL`, `STOP`, `CONT`) to a process id.
+pub fn send_signal(pid: u32, sig: &str) {
+    let st = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status()
+        .expect("kill");
+    assert!(st.success(), "kill -{sig} {pid} failed");
+}
+
+/// Polls `f` every 20 ms until it returns `Ok`, failing after `timeout` with `what` and the last
+/// `Err` (which should describe what was observed instead).
+#[track_caller]
+pub fn wait_until<T>(
+    timeout: Duration,
+    what: &str,
+    mut f: impl FnMut() -> Result<T, String>,
+) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match f() {
+            Ok(v) => return v,
+            Err(last) => {
+                if Instant::now() > deadline {
+                    panic!("timed out after {timeout:?} waiting for {what}; last seen: {last}");
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A running nsqlookupd on loopback ephemeral ports (unless a TCP address is forced, for restarts).
+pub struct Lookupd {
+    child: Option<Child>,
+    pub tcp: SocketAddr,
+    pub http: SocketAddr,
+    extra: Vec<String>,
+    log: SharedLog,
+}
+
+impl Lookupd {
+    /// Starts nsqlookupd on 127.0.0.1:0 (TCP and HTTP) with `--broadcast-address=127.0.0.1`.
+    pub fn start(extra: &[&str]) -> Lookupd {
+        Lookupd::start_on("127.0.0.1:0", extra)
+    }
+
+    /// Starts nsqlookupd with an explicit TCP address (HTTP stays ephemeral).
+    pub fn start_on(tcp_address: &str, extra: &[&str]) -> Lookupd {
+        let mut args: Vec<String> = vec![
+            format!("--tcp-address={tcp_address}"),
+            "--http-address=127.0.0.1:0".into(),
+            "--broadcast-address=127.0.0.1".into(),
+        ];
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        args.extend(extra.iter().cloned());
+        let (child, log) = spawn_logged(&lookupd_bin(), &args, "nsqlookupd");
+        let tcp = listen_addr_in(&log, "TCP: listening on ", "nsqlookupd");
+        let http = listen_addr_in(&log, "HTTP: listening on ", "nsqlookupd");
+        Lookupd {
+            child: Some(child),
+            tcp,
+            http,
+            extra,
+            log,
+        }
+    }
+
+    /// SIGKILLs this lookupd and starts a fresh one on the same TCP port with the same flags.
+    pub fn restart_killed(mut self) -> Lookupd {
+        self.signal("KILL");
+        self.wait_exit();
+        let extra: Vec<&str> = self.extra.iter().map(|s| s.as_str()).collect();
+        Lookupd::start_on(&self.tcp.to_string(), &extra)
+    }
+
+    /// The value nsqd needs in `--lookupd-tcp-address`.
+    pub fn tcp_address(&self) -> String {
+        self.tcp.to_string()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    pub fn signal(&self, sig: &str) {
+        send_signal(self.pid(), sig);
+    }
+
+    pub fn wait_exit(&mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("running");
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(st) = child.try_wait().unwrap() {
+                return st;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("nsqlookupd did not exit");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    pub fn log_lines(&self) -> Vec<String> {
+        self.log.0.lock().unwrap().lines.clone()
+    }
+
+    pub fn get(&self, path: &str) -> HttpResponse {
+        http_request(self.http, "GET", path, &[])
+    }
+
+    pub fn post(&self, path: &str) -> HttpResponse {
+        http_request(self.http, "POST", path, &[])
+    }
+
+    /// GET `path`, asserting a 200 JSON answer, parsed.
+    #[track_caller]
+    pub fn get_json(&self, path: &str) -> serde_json::Value {
+        let r = self.get(path);
+        assert_eq!(r.status, 200, "GET {path}: {}", r.text());
+        r.json()
+    }
+
+    /// `/lookup?topic=T`: `None` on 404 (topic unknown), else the parsed body.
+    #[track_caller]
+    pub fn lookup(&self, topic: &str) -> Option<serde_json::Value> {
+        let r = self.get(&format!("/lookup?topic={}", topic.replace('#', "%23")));
+        match r.status {
+            404 => None,
+            200 => Some(r.json()),
+            s => panic!("GET /lookup?topic={topic}: unexpected {s} {}", r.text()),
+        }
+    }
+
+    /// `(tcp_port, http_port)` of every producer `/lookup?topic=T` lists (empty if 404).
+    #[track_caller]
+    pub fn lookup_ports(&self, topic: &str) -> std::collections::BTreeSet<(u16, u16)> {
+        match self.lookup(topic) {
+            None => Default::default(),
+            Some(v) => producer_ports(&v["producers"]),
+        }
+    }
+
+    /// Channel names `/lookup?topic=T` lists (empty if 404).
+    #[track_caller]
+    pub fn lookup_channels(&self, topic: &str) -> std::collections::BTreeSet<String> {
+        match self.lookup(topic) {
+            None => Default::default(),
+            Some(v) => string_set(&v["channels"]),
+        }
+    }
+
+    #[track_caller]
+    pub fn topics(&self) -> std::collections::BTreeSet<String> {
+        string_set(&self.get_json("/topics")["topics"])
+    }
+
+    #[track_caller]
+    pub fn channels(&self, topic: &str) -> std::collections::BTreeSet<String> {
+        string_set(&self.get_json(&format!("/channels?topic={}", topic.replace('#', "%23")))["channels"])
+    }
+
+    /// The `/nodes` producers array.
+    #[track_caller]
+    pub fn nodes(&self) -> Vec<serde_json::Value> {
+        self.get_json("/nodes")["producers"]
+            .as_array()
+            .unwrap_or_else(|| panic!("/nodes producers is not an array"))
+            .clone()
+    }
+
+    /// The `/nodes` entry of `n`, if listed.
+    #[track_caller]
+    pub fn node_of(&self, n: &Nsqd) -> Option<serde_json::Value> {
+        self.nodes().into_iter().find(|p| n.is_producer(p))
+    }
+
+    /// `(tcp_port, http_port)` of every `/nodes` entry.
+    #[track_caller]
+    pub fn node_ports(&self) -> std::collections::BTreeSet<(u16, u16)> {
+        producer_ports(&serde_json::Value::Array(self.nodes()))
+    }
+
+    /// `/debug` parsed.
+    #[track_caller]
+    pub fn debug(&self) -> serde_json::Value {
+        self.get_json("/debug")
+    }
+
+    /// `(tcp_port, http_port)` of every entry of `/debug` under `key` (e.g. `"topic:t:"`).
+    #[track_caller]
+    pub fn debug_ports(&self, key: &str) -> std::collections::BTreeSet<(u16, u16)> {
+        match self.debug().get(key) {
+            None => Default::default(),
+            Some(v) => producer_ports(v),
+        }
+    }
+}
+
+impl Drop for Lookupd {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// `(tcp_port, http_port)` of each element of a JSON array of PeerInfo-like objects.
+#[track_caller]
+pub fn producer_ports(v: &serde_json::Value) -> std::collections::BTreeSet<(u16, u16)> {
+    let arr = v
+        .as_array()
+        .unwrap_or_else(|| panic!("expected an array of producers, got {v}"));
+    arr.iter()
+        .map(|p| {
+            let port = |k: &str| {
+                p[k].as_u64()
+                    .and_then(|x| u16::try_from(x).ok())
+                    .unwrap_or_else(|| panic!("{k} is not a port number in {p}"))
+            };
+            (port("tcp_port"), port("http_port"))
+        })
+        .collect()
+}
+
+/// The strings of a JSON array of strings, as a set.
+#[track_caller]
+pub fn string_set(v: &serde_json::Value) -> std::collections::BTreeSet<String> {
+    v.as_array()
+        .unwrap_or_else(|| panic!("expected an array of strings, got {v}"))
+        .iter()
+        .map(|s| {
+            s.as_str()
+                .unwrap_or_else(|| panic!("expected a string, got {s} in {v}"))
+                .to_string()
+        })
+        .collect()
+}
+
+impl Nsqd {
+    /// Starts nsqd registered with `lookupds` (`--lookupd-tcp-address` each) and announcing
+    /// `--broadcast-address=127.0.0.1`.
+    pub fn start_with_lookupds(lookupds: &[&Lookupd], extra: &[&str]) -> Nsqd {
+        let mut args: Vec<String> = vec!["--broadcast-address=127.0.0.1".into()];
+        for l in lookupds {
+            args.push(format!("--lookupd-tcp-address={}", l.tcp_address()));
+        }
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let refs: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
+        Nsqd::start(&refs)
+    }
+
+    /// `(tcp_port, http_port)` as lookupd reports them for this node.
+    pub fn ports(&self) -> (u16, u16) {
+        (self.tcp.port(), self.http.port())
+    }
+
+    /// `<broadcast_address>:<http_port>`: the `node` parameter of lookupd's `/topic/tombstone`.
+    pub fn lookupd_node_id(&self) -> String {
+        format!("127.0.0.1:{}", self.http.port())
+    }
+
+    /// True if a lookupd PeerInfo/Node object describes this nsqd.
+    pub fn is_producer(&self, p: &serde_json::Value) -> bool {
+        p["broadcast_address"] == "127.0.0.1"
+            && p["tcp_port"].as_u64() == Some(self.tcp.port() as u64)
+            && p["http_port"].as_u64() == Some(self.http.port() as u64)
+    }
+}

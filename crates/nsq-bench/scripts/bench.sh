@@ -8,7 +8,7 @@
 # The bench tools are taken from the directory of NSQD_BIN (build both into the same target dir:
 # `cargo build --release -p nsq-bench -p nsqd`), or from $BENCH_BIN_DIR.
 # Tunables (environment): BENCH_RUNFOR (5s), BENCH_BACKLOG (messages published before the
-# consume-only run, 500000), BENCH_LEVELS ("memory write fsync"), BENCH_REPEAT (1; more runs the
+# consume-only run, 2000000), BENCH_LEVELS ("memory write fsync"), BENCH_REPEAT (1; more runs the
 # whole matrix again and reports medians), BENCH_PIPELINE (1, as NSQ's bench_writer).
 # Message shape follows NSQ's published comparison: 100-byte messages, MPUB batches of 200,
 # RDY 2500.
@@ -21,7 +21,7 @@ fi
 NSQD=$1
 BIN_DIR=${BENCH_BIN_DIR:-$(dirname "$NSQD")}
 RUNFOR=${BENCH_RUNFOR:-5s}
-BACKLOG=${BENCH_BACKLOG:-500000}
+BACKLOG=${BENCH_BACKLOG:-2000000}
 LEVELS=${BENCH_LEVELS:-memory write fsync}
 REPEAT=${BENCH_REPEAT:-1}
 PIPELINE=${BENCH_PIPELINE:-1}
@@ -97,7 +97,9 @@ finish_nsqd() {
     local name=$1
     stop_nsqd
     if grep -E 'ERROR|FATAL|WARN' "$WORK/nsqd-$name.log" >"$WORK/errors-$name" 2>/dev/null; then
-        echo "  nsqd logged $(wc -l <"$WORK/errors-$name") warning/error line(s) in $name, first:" >&2
+        local n
+        n=$(wc -l <"$WORK/errors-$name")
+        echo "  nsqd logged $n warning/error line(s) in $name, first:" >&2
         head -n 3 "$WORK/errors-$name" | sed 's/^/    /' >&2
     fi
     rm -rf "$WORK/data-$name"
@@ -176,7 +178,9 @@ awk -F'\t' -v levels="$LEVELS" -v repeat="$REPEAT" -v runfor="$RUNFOR" \
 function median(list,    n, v, i, j, t) {
     n = split(list, v, " ")
     for (i = 2; i <= n; i++)
-        for (j = i; j > 1 && v[j - 1] + 0 > v[j] + 0; j--) { t = v[j]; v[j] = v[j - 1]; v[j - 1] = t }
+        for (j = i; j > 1 && v[j - 1] + 0 > v[j] + 0; j--) {
+            t = v[j]; v[j] = v[j - 1]; v[j - 1] = t
+        }
     if (n == 0) return "-"
     if (n % 2) return v[(n + 1) / 2]
     return (v[n / 2] + v[n / 2 + 1]) / 2
@@ -187,7 +191,9 @@ function median(list,    n, v, i, j, t) {
 }
 END {
     nl = split(levels, lv, " ")
-    printf "\nmsg/s, median of %d run(s); %d-byte messages, MPUB %d, pipeline %d, RDY %d, --runfor %s\n", repeat, size, batch, pipeline, rdy, runfor
+    printf "\nmsg/s (backlog: messages), median of %d run(s)\n", repeat
+    printf "%d-byte messages, MPUB %d, pipeline %d, RDY %d, --runfor %s\n", \
+        size, batch, pipeline, rdy, runfor
     printf "%-22s", "row"
     for (i = 1; i <= nl; i++) printf " %12s", lv[i]
     for (i = 2; i <= nl; i++) printf " %14s", lv[i] "/" lv[1]
@@ -195,7 +201,10 @@ END {
     for (r = 1; r <= nrows; r++) {
         row = rows[r]
         printf "%-22s", row
-        for (i = 1; i <= nl; i++) { m[i] = median(vals[row, lv[i]]); printf " %12s", (m[i] == "-" ? "-" : sprintf("%.0f", m[i])) }
+        for (i = 1; i <= nl; i++) {
+            m[i] = median(vals[row, lv[i]])
+            printf " %12s", (m[i] == "-" ? "-" : sprintf("%.0f", m[i]))
+        }
         for (i = 2; i <= nl; i++) {
             if (row ~ /backlog/ || m[1] == "-" || m[i] == "-" || m[1] + 0 == 0) printf " %14s", ""
             else printf " %14.2f", m[i] / m[1]

@@ -87,6 +87,26 @@ pub fn parse_or_exit(fs: &FlagSet, args: Vec<String>) -> Values {
     }
 }
 
+/// Reports a flag value that parsed but makes no sense, with the usage, and exits 2 like a
+/// flag error.
+pub fn usage_error(fs: &FlagSet, e: &anyhow::Error) -> ! {
+    eprintln!("{e}");
+    eprint!("{}", fs.usage());
+    std::process::exit(2);
+}
+
+/// A tool's exit: 0, or 1 after logging the whole error chain on one line (never a backtrace:
+/// these are expected failures such as a refused connection).
+pub fn finish(prefix: &str, result: Result<()>) -> std::process::ExitCode {
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            report::log(prefix, &format!("FATAL: {e:#}"));
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 /// A flag value that must be at least `min`, as a `usize`.
 pub fn at_least(v: &Values, name: &str, min: i64) -> Result<usize> {
     let n = v.int(name);
@@ -141,16 +161,23 @@ pub fn reader_opts(v: &Values) -> Result<ReaderOpts> {
     })
 }
 
-/// Sleeps until `--deadline` when one is given. Like NSQ's tools the time has no zone and is
-/// taken as UTC; a time already past starts at once.
-pub fn wait_for_deadline(prefix: &str, v: &Values) -> Result<()> {
+/// `--deadline` as a time, `None` when not given. Like NSQ's tools the text has no zone and is
+/// taken as UTC. Parsed before connecting so a typo fails at once.
+pub fn deadline(v: &Values) -> Result<Option<chrono::DateTime<chrono::Utc>>> {
     let text = v.string("deadline");
     if text.is_empty() {
-        return Ok(());
+        return Ok(None);
     }
     let at = chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S")
-        .with_context(|| format!("--deadline {text:?} is not \"YYYY-MM-DD hh:mm:ss\""))?
-        .and_utc();
+        .with_context(|| format!("--deadline {text:?} is not \"YYYY-MM-DD hh:mm:ss\""))?;
+    Ok(Some(at.and_utc()))
+}
+
+/// Sleeps until the deadline, if any; a time already past starts at once.
+pub fn wait_until(prefix: &str, at: Option<chrono::DateTime<chrono::Utc>>) {
+    let Some(at) = at else {
+        return;
+    };
     let wait = at - chrono::Utc::now();
     report::log(
         prefix,
@@ -163,7 +190,6 @@ pub fn wait_for_deadline(prefix: &str, v: &Values) -> Result<()> {
     if let Ok(d) = wait.to_std() {
         std::thread::sleep(d);
     }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -214,5 +240,9 @@ mod tests {
         assert!(writer_opts(&values(&fs, &["--batch-size=0"])).is_err());
         assert!(writer_opts(&values(&fs, &["--runfor=0s"])).is_err());
         assert!(writer_opts(&values(&fs, &["--count=-1"])).is_err());
+        assert!(deadline(&values(&fs, &["--deadline=tomorrow"])).is_err());
+        let at = deadline(&values(&fs, &["--deadline", "2030-01-02 03:04:05"])).unwrap();
+        assert_eq!(at.map(|t| t.timestamp()), Some(1_893_553_445));
+        assert_eq!(deadline(&values(&fs, &[])).unwrap(), None);
     }
 }

@@ -1,5 +1,6 @@
-//! Result lines: NSQ's bench summary (`duration: … - …mb/s - …ops/s - …us/op`, logged to stderr
-//! with Go's log prefix and timestamp) and the machine-readable `msgs: N` and `msgs/s: N` on stdout.
+//! Result lines: NSQ's bench summary (`duration: … - …mb/s - …ops/s - …us/op`, logged to
+//! stderr with Go's log prefix and timestamp) and the machine-readable `msgs: N` and
+//! `msgs/s: N` on stdout.
 
 use std::time::Duration;
 

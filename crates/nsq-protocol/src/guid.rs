@@ -1,20 +1,15 @@
 //! NSQ's message ID generator: 42 bits of time (units of 2^20 ns since NSQ's epoch), 10 bits of
 //! node ID and a 12-bit sequence, giving IDs unique per (node, topic) and increasing.
+//!
+//! NSQ makes a publisher wait when 4096 IDs were issued within one time unit, or when the clock
+//! steps back. Here the generator borrows the next time unit instead: IDs keep NSQ's layout and
+//! stay unique and increasing, their time part runs at most briefly ahead of the clock during
+//! a burst, and publishing never stalls (clients treat IDs as opaque tokens).
 
 const EPOCH_UNITS: i64 = 1288834974288;
 const NODE_BITS: u32 = 10;
 const SEQUENCE_BITS: u32 = 12;
 const SEQUENCE_MASK: i64 = (1 << SEQUENCE_BITS) - 1;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum GuidError {
-    #[error("sequence expired")]
-    SequenceExpired,
-    #[error("time has gone backwards")]
-    TimeBackwards,
-    #[error("ID went backward")]
-    IdBackward,
-}
 
 /// One generator per topic, as in NSQ.
 #[derive(Debug, Clone)]
@@ -22,7 +17,6 @@ pub struct GuidFactory {
     node_id: i64,
     last_ts: i64,
     sequence: i64,
-    last_id: i64,
 }
 
 impl GuidFactory {
@@ -31,34 +25,25 @@ impl GuidFactory {
             node_id: node_id & ((1 << NODE_BITS) - 1),
             last_ts: 0,
             sequence: 0,
-            last_id: 0,
         }
     }
 
-    /// Next ID for a clock reading in Unix nanoseconds. On error the caller waits for the clock
-    /// to move (NSQ sleeps 1 ms) and retries.
-    pub fn next(&mut self, unix_nanos: i64) -> Result<u64, GuidError> {
+    /// Next ID for a clock reading in Unix nanoseconds.
+    pub fn next(&mut self, unix_nanos: i64) -> u64 {
         let ts = unix_nanos >> 20;
-        if ts < self.last_ts {
-            return Err(GuidError::TimeBackwards);
-        }
-        if self.last_ts == ts {
+        if ts > self.last_ts {
+            self.last_ts = ts;
+            self.sequence = 0;
+        } else {
             self.sequence = (self.sequence + 1) & SEQUENCE_MASK;
             if self.sequence == 0 {
-                return Err(GuidError::SequenceExpired);
+                self.last_ts += 1;
             }
-        } else {
-            self.sequence = 0;
         }
-        self.last_ts = ts;
-        let id = ((ts - EPOCH_UNITS) << (NODE_BITS + SEQUENCE_BITS))
+        let id = ((self.last_ts - EPOCH_UNITS) << (NODE_BITS + SEQUENCE_BITS))
             | (self.node_id << SEQUENCE_BITS)
             | self.sequence;
-        if id <= self.last_id {
-            return Err(GuidError::IdBackward);
-        }
-        self.last_id = id;
-        Ok(id as u64)
+        id as u64
     }
 }
 
@@ -70,25 +55,31 @@ mod tests {
     fn increasing_and_encodes_node() {
         let mut g = GuidFactory::new(5);
         let t = 1_700_000_000_000_000_000i64;
-        let a = g.next(t).unwrap();
-        let b = g.next(t).unwrap();
+        let a = g.next(t);
+        let b = g.next(t);
         assert!(b > a);
         assert_eq!((a >> 12) & 0x3ff, 5);
         assert_eq!(b & 0xfff, 1);
-        let c = g.next(t + (1 << 20)).unwrap();
+        let c = g.next(t + (1 << 20));
         assert_eq!(c & 0xfff, 0);
         assert!(c > b);
-        assert_eq!(g.next(t), Err(GuidError::TimeBackwards));
+        // The clock stepping back does not make IDs go back.
+        assert!(g.next(t) > c);
     }
 
     #[test]
-    fn sequence_expires() {
+    fn a_burst_borrows_the_next_time_unit() {
         let mut g = GuidFactory::new(0);
         let t = 1_700_000_000_000_000_000i64;
-        for _ in 0..4096 {
-            g.next(t).unwrap();
+        let mut last = 0;
+        for _ in 0..10_000 {
+            let id = g.next(t);
+            assert!(id > last);
+            last = id;
         }
-        assert_eq!(g.next(t), Err(GuidError::SequenceExpired));
-        assert!(g.next(t + (1 << 20)).is_ok());
+        // 10000 IDs in one unit: two units borrowed, then the clock catches up.
+        let caught_up = g.next(t + (3 << 20));
+        assert!(caught_up > last);
+        assert_eq!(caught_up & 0xfff, 0);
     }
 }

@@ -91,22 +91,8 @@ impl Topic {
         self.deleted.store(true, Ordering::Release);
     }
 
-    /// Next message ID. When 4096 IDs were already issued in this clock tick, waits for the
-    /// clock to move on, as NSQ does.
     fn next_id(guid: &mut GuidFactory) -> MessageId {
-        let mut failures = 0u64;
-        loop {
-            match guid.next(unix_nanos()) {
-                Ok(id) => return MessageId::from_guid(id),
-                Err(e) => {
-                    failures += 1;
-                    if failures % 10000 == 1 {
-                        log::error!("TOPIC: failed to create guid - {e}");
-                    }
-                    std::thread::yield_now();
-                }
-            }
-        }
+        MessageId::from_guid(guid.next(unix_nanos()))
     }
 
     /// Publishes bodies as new messages, makes them as durable as the level requires, and wakes

@@ -3,13 +3,18 @@
 //! (published minus finished during the run).
 #![forbid(unsafe_code)]
 
-use anyhow::{anyhow, Context, Result};
-use nsq_bench::{cli, reader::Reader, report, user_agent, writer::Writer};
+use std::process::ExitCode;
+
+use anyhow::{anyhow, Context};
+use chrono::{DateTime, Utc};
+use nsq_bench::reader::{Reader, ReaderOpts};
+use nsq_bench::writer::{Writer, WriterOpts};
+use nsq_bench::{cli, report, user_agent};
 use nsq_flags::FlagSet;
 
 const NAME: &str = "bench_pubsub";
 
-fn main() -> Result<()> {
+fn main() -> ExitCode {
     let mut fs = FlagSet::new(NAME)
         .flag(cli::address_flag())
         .flag(cli::topic_flag())
@@ -20,12 +25,21 @@ fn main() -> Result<()> {
         fs.add(f);
     }
     let values = cli::parse_or_exit(&fs, std::env::args().skip(1).collect());
-    let wopts = cli::writer_opts(&values)?;
-    let ropts = cli::reader_opts(&values)?;
+    let wopts = cli::writer_opts(&values).unwrap_or_else(|e| cli::usage_error(&fs, &e));
+    let ropts = cli::reader_opts(&values).unwrap_or_else(|e| cli::usage_error(&fs, &e));
+    let start_at = cli::deadline(&values).unwrap_or_else(|e| cli::usage_error(&fs, &e));
+    cli::finish(NAME, run(wopts, ropts, start_at))
+}
+
+fn run(
+    wopts: WriterOpts,
+    ropts: ReaderOpts,
+    start_at: Option<DateTime<Utc>>,
+) -> anyhow::Result<()> {
     // Subscribe first so the channel exists before the first message is published.
     let reader = Reader::connect(ropts, &user_agent(NAME))?;
     let writer = Writer::connect(wopts, &user_agent(NAME))?;
-    cli::wait_for_deadline(NAME, &values)?;
+    cli::wait_until(NAME, start_at);
 
     let consume = std::thread::spawn(move || reader.run());
     let publish = std::thread::spawn(move || writer.run());

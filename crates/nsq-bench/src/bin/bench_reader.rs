@@ -2,13 +2,16 @@
 //! until `--count` messages), then prints NSQ's summary line, `msgs: N` and `msgs/s: N`.
 #![forbid(unsafe_code)]
 
-use anyhow::Result;
-use nsq_bench::{cli, reader::Reader, report, user_agent};
+use std::process::ExitCode;
+
+use chrono::{DateTime, Utc};
+use nsq_bench::reader::{Reader, ReaderOpts};
+use nsq_bench::{cli, report, user_agent};
 use nsq_flags::{Flag, FlagSet};
 
 const NAME: &str = "bench_reader";
 
-fn main() -> Result<()> {
+fn main() -> ExitCode {
     let mut fs = FlagSet::new(NAME)
         .flag(cli::address_flag())
         .flag(cli::topic_flag())
@@ -24,9 +27,14 @@ fn main() -> Result<()> {
         fs.add(f);
     }
     let values = cli::parse_or_exit(&fs, std::env::args().skip(1).collect());
-    let opts = cli::reader_opts(&values)?;
+    let opts = cli::reader_opts(&values).unwrap_or_else(|e| cli::usage_error(&fs, &e));
+    let start_at = cli::deadline(&values).unwrap_or_else(|e| cli::usage_error(&fs, &e));
+    cli::finish(NAME, run(opts, start_at))
+}
+
+fn run(opts: ReaderOpts, start_at: Option<DateTime<Utc>>) -> anyhow::Result<()> {
     let reader = Reader::connect(opts, &user_agent(NAME))?;
-    cli::wait_for_deadline(NAME, &values)?;
+    cli::wait_until(NAME, start_at);
     let summary = reader.run()?;
     report::log(NAME, &summary.go_line());
     println!("{}", summary.machine_lines(""));

@@ -4,6 +4,7 @@
 #
 # Usage: scripts/interop.sh [python|node]...   (default: both)
 #   NSQD_BIN        nsqd binary to test (default: target/debug/nsqd; build it first)
+#   NSQLOOKUPD_BIN  nsqlookupd binary for the discovery tests (default: target/debug/nsqlookupd)
 #   INTEROP_VENV    Python venv location (default: target/interop-venv)
 #
 # Setup is idempotent: the venv and node_modules are reused while their pinned
@@ -16,6 +17,9 @@ cd "$ROOT"
 NSQD_BIN="${NSQD_BIN:-target/debug/nsqd}"
 case "$NSQD_BIN" in /*) ;; *) NSQD_BIN="$ROOT/$NSQD_BIN" ;; esac
 export NSQD_BIN
+NSQLOOKUPD_BIN="${NSQLOOKUPD_BIN:-target/debug/nsqlookupd}"
+case "$NSQLOOKUPD_BIN" in /*) ;; *) NSQLOOKUPD_BIN="$ROOT/$NSQLOOKUPD_BIN" ;; esac
+export NSQLOOKUPD_BIN
 VENV="${INTEROP_VENV:-$ROOT/target/interop-venv}"
 PY_REQ="$ROOT/interop/python/requirements.txt"
 NODE_DIR="$ROOT/interop/node"
@@ -30,6 +34,11 @@ if [ ! -x "$NSQD_BIN" ]; then
   echo "interop: nsqd binary not found or not executable: $NSQD_BIN" >&2
   echo "interop: build it with 'cargo build -p nsqd' or point NSQD_BIN at one" >&2
   exit 1
+fi
+
+if [ ! -x "$NSQLOOKUPD_BIN" ]; then
+  echo "interop: nsqlookupd binary not found or not executable: $NSQLOOKUPD_BIN" >&2
+  echo "interop: the discovery tests will fail; build it with 'cargo build --bins' or point NSQLOOKUPD_BIN at one" >&2
 fi
 
 fingerprint() { # file... -> one line that changes whenever an input changes
@@ -66,12 +75,12 @@ for s in "${suites[@]}"; do
   case "$s" in
     python)
       setup_python
-      echo "interop: pynsq suite against $NSQD_BIN"
+      echo "interop: pynsq suite against $NSQD_BIN (and $NSQLOOKUPD_BIN)"
       (cd "$ROOT/interop/python" && PYTHONDONTWRITEBYTECODE=1 "$VENV/bin/python" -m pytest -p no:cacheprovider) || status=1
       ;;
     node)
       setup_node
-      echo "interop: nsqjs suite against $NSQD_BIN"
+      echo "interop: nsqjs suite against $NSQD_BIN (and $NSQLOOKUPD_BIN)"
       (cd "$NODE_DIR" && node --test) || status=1
       ;;
   esac

@@ -55,8 +55,9 @@ class Consumer {
     this.subscribed = false
     this.closedConns = 0
     this.handler = handler || ((d) => d.msg.finish())
+    // nsqd === null: discovery only, through `lookupdHTTPAddresses` in options.
     this.reader = new nsq.Reader(topic, channel, {
-      nsqdTCPAddresses: [nsqd.tcpAddress],
+      ...(nsqd ? {nsqdTCPAddresses: [nsqd.tcpAddress]} : {}),
       ...options,
     })
     this.reader.on('message', (msg) => {

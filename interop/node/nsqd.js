@@ -1,11 +1,12 @@
 'use strict'
 
-// Start an nsqd binary on ephemeral loopback ports for one test.
+// Start an nsqd (or nsqlookupd) binary on ephemeral loopback ports for one test.
 //
-// The binary comes from $NSQD_BIN (default: target/debug/nsqd in the
-// repository). nsqd binds 127.0.0.1:0 and the real ports are read from its
+// The binaries come from $NSQD_BIN (default: target/debug/nsqd in the
+// repository) and $NSQLOOKUPD_BIN (default: nsqlookupd next to the nsqd
+// binary). The daemon binds 127.0.0.1:0 and the real ports are read from its
 // "TCP: listening on" / "HTTP: listening on" stderr lines, so tests never
-// depend on (or collide with) the default 4150/4151.
+// depend on (or collide with) the default ports.
 
 const {spawn} = require('node:child_process')
 const fs = require('node:fs')
@@ -20,15 +21,22 @@ function nsqdBinary() {
   return path.isAbsolute(bin) ? bin : path.join(REPO_ROOT, bin)
 }
 
-class Nsqd {
-  constructor(extraArgs = []) {
-    this.binary = nsqdBinary()
+function nsqlookupdBinary() {
+  const bin = process.env.NSQLOOKUPD_BIN || path.join(path.dirname(nsqdBinary()), 'nsqlookupd')
+  return path.isAbsolute(bin) ? bin : path.join(REPO_ROOT, bin)
+}
+
+// A daemon whose stderr is drained for its whole life.
+class Daemon {
+  constructor(name, binary, buildHint, extraArgs = []) {
+    this.name = name
+    this.binary = binary
+    this.buildHint = buildHint
     this.extraArgs = extraArgs
     this.tcpPort = null
     this.httpPort = null
     this.log = ''
     this.proc = null
-    this.dataPath = null
     this.exited = null
   }
 
@@ -36,28 +44,28 @@ class Nsqd {
     return `127.0.0.1:${this.tcpPort}`
   }
 
+  get httpAddress() {
+    return `127.0.0.1:${this.httpPort}`
+  }
+
+  // Arguments that precede extraArgs; called once per start.
+  baseArgs() {
+    return ['--tcp-address=127.0.0.1:0', '--http-address=127.0.0.1:0']
+  }
+
+  cleanup() {}
+
   start(timeoutMs = 10000) {
     try {
       fs.accessSync(this.binary, fs.constants.X_OK)
     } catch (err) {
       return Promise.reject(
-        new Error(
-          `nsqd binary not found or not executable at ${this.binary} ` +
-            '(build it with `cargo build -p nsqd` or set NSQD_BIN)'
-        )
+        new Error(`${this.name} binary not found or not executable at ${this.binary} (${this.buildHint})`)
       )
     }
-    this.dataPath = fs.mkdtempSync(path.join(os.tmpdir(), 'nsqd-interop-'))
-    this.proc = spawn(
-      this.binary,
-      [
-        '--tcp-address=127.0.0.1:0',
-        '--http-address=127.0.0.1:0',
-        `--data-path=${this.dataPath}`,
-        ...this.extraArgs,
-      ],
-      {stdio: ['ignore', 'ignore', 'pipe']}
-    )
+    this.proc = spawn(this.binary, [...this.baseArgs(), ...this.extraArgs], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    })
     this.exitPromise = new Promise((resolve) => {
       this.proc.on('exit', (code, signal) => {
         this.exited = {code, signal}
@@ -70,14 +78,14 @@ class Nsqd {
       const fail = (why) => {
         clearTimeout(timer)
         this.stop().finally(() =>
-          reject(new Error(`nsqd (${this.binary}) ${why}; stderr:\n${this.log}`))
+          reject(new Error(`${this.name} (${this.binary}) ${why}; stderr:\n${this.log}`))
         )
       }
       const timer = setTimeout(
         () => fail(`did not report its TCP and HTTP ports within ${timeoutMs} ms`),
         timeoutMs
       )
-      // stderr keeps being drained after startup so a chatty nsqd never blocks.
+      // stderr keeps being drained after startup so a chatty daemon never blocks.
       this.proc.stderr.on('data', (chunk) => {
         const text = chunk.toString('utf8')
         this.log += text
@@ -119,10 +127,38 @@ class Nsqd {
       clearTimeout(timer)
       await this.exitPromise
     }
+    this.cleanup()
+  }
+}
+
+// nsqd with a temporary --data-path.
+class Nsqd extends Daemon {
+  constructor(extraArgs = []) {
+    super('nsqd', nsqdBinary(), 'build it with `cargo build -p nsqd` or set NSQD_BIN', extraArgs)
+    this.dataPath = null
+  }
+
+  baseArgs() {
+    this.dataPath = fs.mkdtempSync(path.join(os.tmpdir(), 'nsqd-interop-'))
+    return [...super.baseArgs(), `--data-path=${this.dataPath}`]
+  }
+
+  cleanup() {
     if (this.dataPath) {
       fs.rmSync(this.dataPath, {recursive: true, force: true})
       this.dataPath = null
     }
+  }
+}
+
+// nsqlookupd announcing 127.0.0.1 (the address nsqd uses for its /channels queries).
+class Nsqlookupd extends Daemon {
+  constructor(extraArgs = []) {
+    super('nsqlookupd', nsqlookupdBinary(), 'build it with `cargo build --bins` or set NSQLOOKUPD_BIN', extraArgs)
+  }
+
+  baseArgs() {
+    return [...super.baseArgs(), '--broadcast-address=127.0.0.1']
   }
 }
 
@@ -136,4 +172,14 @@ async function startNsqd(t, extraArgs = []) {
   return nsqd
 }
 
-module.exports = {Nsqd, startNsqd, nsqdBinary}
+// Starts nsqlookupd for the current node:test context and stops it when the test ends.
+async function startNsqlookupd(t, extraArgs = []) {
+  const lookupd = new Nsqlookupd(extraArgs)
+  await lookupd.start()
+  t.after(async () => {
+    await lookupd.stop()
+  })
+  return lookupd
+}
+
+module.exports = {Nsqd, Nsqlookupd, startNsqd, startNsqlookupd, nsqdBinary, nsqlookupdBinary}

@@ -1,9 +1,10 @@
-"""Start an nsqd binary on ephemeral loopback ports for one test.
+"""Start an nsqd (or nsqlookupd) binary on ephemeral loopback ports for one test.
 
-The binary comes from $NSQD_BIN (default: target/debug/nsqd in the repository).
-Ports are never chosen by the test: nsqd binds 127.0.0.1:0 and the real ports
-are read from its "TCP: listening on" / "HTTP: listening on" stderr lines, so
-parallel runs and a developer's own nsqd on 4150/4151 cannot collide.
+The binaries come from $NSQD_BIN (default: target/debug/nsqd in the repository)
+and $NSQLOOKUPD_BIN (default: nsqlookupd next to the nsqd binary).
+Ports are never chosen by the test: the daemon binds 127.0.0.1:0 and the real
+ports are read from its "TCP: listening on" / "HTTP: listening on" stderr lines,
+so parallel runs and a developer's own daemons on the default ports cannot collide.
 """
 
 import os
@@ -27,17 +28,30 @@ def nsqd_binary():
     return path
 
 
-class NsqdProcess:
-    def __init__(self, extra_args=(), startup_timeout=10.0):
-        self.binary = nsqd_binary()
+def nsqlookupd_binary():
+    path = os.environ.get("NSQLOOKUPD_BIN") or os.path.join(
+        os.path.dirname(nsqd_binary()), "nsqlookupd"
+    )
+    if not os.path.isabs(path):
+        path = os.path.join(REPO_ROOT, path)
+    return path
+
+
+class _DaemonProcess:
+    """A daemon on 127.0.0.1:0 whose stderr is drained for its whole life."""
+
+    name = "daemon"
+    build_hint = ""
+
+    def __init__(self, binary, extra_args=(), startup_timeout=10.0):
+        self.binary = binary
         if not (os.path.isfile(self.binary) and os.access(self.binary, os.X_OK)):
             raise RuntimeError(
-                "nsqd binary not found or not executable at %s "
-                "(build it with `cargo build -p nsqd` or set NSQD_BIN)" % self.binary
+                "%s binary not found or not executable at %s (%s)"
+                % (self.name, self.binary, self.build_hint)
             )
         self.extra_args = list(extra_args)
         self.startup_timeout = startup_timeout
-        self.data_path = None
         self.proc = None
         self.tcp_port = None
         self.http_port = None
@@ -58,22 +72,21 @@ class NsqdProcess:
         with self._log_lock:
             return "".join(self._log)
 
+    def _args(self):
+        raise NotImplementedError
+
+    def _cleanup(self):
+        pass
+
     def start(self):
-        self.data_path = tempfile.mkdtemp(prefix="nsqd-interop-")
-        args = [
-            self.binary,
-            "--tcp-address=127.0.0.1:0",
-            "--http-address=127.0.0.1:0",
-            "--data-path=%s" % self.data_path,
-        ] + self.extra_args
         self.proc = subprocess.Popen(
-            args,
+            [self.binary] + self._args() + self.extra_args,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
         # stderr must be drained for the whole life of the process, otherwise a
-        # chatty nsqd blocks on a full pipe and the test hangs for no reason.
+        # chatty daemon blocks on a full pipe and the test hangs for no reason.
         self._reader = threading.Thread(target=self._drain_stderr, daemon=True)
         self._reader.start()
         self._ports_ready.wait(self.startup_timeout)
@@ -88,7 +101,9 @@ class NsqdProcess:
                 if code is not None
                 else "did not report its TCP and HTTP ports within %.1fs" % self.startup_timeout
             )
-            raise RuntimeError("nsqd (%s) %s; stderr:\n%s" % (self.binary, why, self.log_text()))
+            raise RuntimeError(
+                "%s (%s) %s; stderr:\n%s" % (self.name, self.binary, why, self.log_text())
+            )
         return self
 
     def _drain_stderr(self):
@@ -117,9 +132,7 @@ class NsqdProcess:
                 self.proc.wait(timeout)
         if self._reader is not None:
             self._reader.join(2.0)
-        if self.data_path:
-            shutil.rmtree(self.data_path, ignore_errors=True)
-            self.data_path = None
+        self._cleanup()
 
     def __enter__(self):
         return self.start()
@@ -127,3 +140,44 @@ class NsqdProcess:
     def __exit__(self, *exc):
         self.stop()
         return False
+
+
+class NsqdProcess(_DaemonProcess):
+    """nsqd with a temporary --data-path."""
+
+    name = "nsqd"
+    build_hint = "build it with `cargo build -p nsqd` or set NSQD_BIN"
+
+    def __init__(self, extra_args=(), startup_timeout=10.0):
+        super().__init__(nsqd_binary(), extra_args, startup_timeout)
+        self.data_path = None
+
+    def _args(self):
+        self.data_path = tempfile.mkdtemp(prefix="nsqd-interop-")
+        return [
+            "--tcp-address=127.0.0.1:0",
+            "--http-address=127.0.0.1:0",
+            "--data-path=%s" % self.data_path,
+        ]
+
+    def _cleanup(self):
+        if self.data_path:
+            shutil.rmtree(self.data_path, ignore_errors=True)
+            self.data_path = None
+
+
+class NsqlookupdProcess(_DaemonProcess):
+    """nsqlookupd announcing 127.0.0.1 (the address nsqd uses for its /channels queries)."""
+
+    name = "nsqlookupd"
+    build_hint = "build it with `cargo build --bins` or set NSQLOOKUPD_BIN"
+
+    def __init__(self, extra_args=(), startup_timeout=10.0):
+        super().__init__(nsqlookupd_binary(), extra_args, startup_timeout)
+
+    def _args(self):
+        return [
+            "--tcp-address=127.0.0.1:0",
+            "--http-address=127.0.0.1:0",
+            "--broadcast-address=127.0.0.1",
+        ]

@@ -104,6 +104,9 @@ class _RecordingReader(nsq.Reader):
 class Consumer:
     """A Reader that records every delivery; `handler(delivery)` decides FIN/REQ/hold.
 
+    Connects to `nsqd` directly, or (with nsqd=None) to whatever the
+    `lookupd_http_addresses` reader argument discovers.
+
     Every message is switched to async mode before the handler runs, so a
     handler that does nothing leaves the message in flight on the server.
     """
@@ -111,11 +114,13 @@ class Consumer:
     def __init__(self, nsqd, topic, channel, handler=None, **reader_kwargs):
         self.deliveries = []
         self.handler = handler if handler is not None else (lambda d: d.message.finish())
+        # nsqd=None: discovery only, through `lookupd_http_addresses` in reader_kwargs.
+        if nsqd is not None:
+            reader_kwargs["nsqd_tcp_addresses"] = [nsqd.tcp_address]
         self.reader = _RecordingReader(
             topic,
             channel,
             message_handler=self._on_message,
-            nsqd_tcp_addresses=[nsqd.tcp_address],
             **reader_kwargs
         )
 

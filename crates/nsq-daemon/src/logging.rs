@@ -147,6 +147,14 @@ pub fn level() -> LogLevel {
         .unwrap_or(LogLevel::Info)
 }
 
+/// Checks a `--log-level` value (any case of NSQ's words) and stores it lower-cased; the shape of
+/// a flag normalizer, shared by every daemon's options.
+pub fn normalize_log_level(s: &str) -> Result<Option<String>, String> {
+    LogLevel::from_str(s)
+        .map(|_| Some(s.to_ascii_lowercase()))
+        .map_err(|e| format!("{e} (debug, info, warn, error, fatal)"))
+}
+
 /// Logs an INFO line whatever the level: listener addresses are read by tooling that starts the
 /// daemon (with port 0 it is the only way to learn the port).
 pub fn always_info(msg: &str) {

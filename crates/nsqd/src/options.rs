@@ -220,12 +220,6 @@ fn parse_for_host(
     Ok(Outcome::Run(Box::new(options)))
 }
 
-fn normalize_log_level(s: &str) -> Result<Option<String>, String> {
-    LogLevel::from_str(s)
-        .map(|_| Some(s.to_ascii_lowercase()))
-        .map_err(|e| format!("{e} (debug, info, warn, error, fatal)"))
-}
-
 fn normalize_durability(s: &str) -> Result<Option<String>, String> {
     Durability::parse(s)
         .map(|d| Some(d.as_str().to_string()))
@@ -270,7 +264,7 @@ pub fn flag_set(hostname: &str) -> FlagSet {
                 "info",
                 "log level: debug, info, warn, error or fatal",
             )
-            .normalizer(normalize_log_level)
+            .normalizer(nsq_daemon::logging::normalize_log_level)
             .value_name("value"),
         )
         .flag(Flag::string(

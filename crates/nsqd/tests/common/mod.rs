@@ -951,11 +951,7 @@ pub fn send_signal(pid: u32, sig: &str) {
 /// Polls `f` every 20 ms until it returns `Ok`, failing after `timeout` with `what` and the last
 /// `Err` (which should describe what was observed instead).
 #[track_caller]
-pub fn wait_until<T>(
-    timeout: Duration,
-    what: &str,
-    mut f: impl FnMut() -> Result<T, String>,
-) -> T {
+pub fn wait_until<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Result<T, String>) -> T {
     let deadline = Instant::now() + timeout;
     loop {
         match f() {
@@ -1098,7 +1094,9 @@ impl Lookupd {
 
     #[track_caller]
     pub fn channels(&self, topic: &str) -> std::collections::BTreeSet<String> {
-        string_set(&self.get_json(&format!("/channels?topic={}", topic.replace('#', "%23")))["channels"])
+        string_set(
+            &self.get_json(&format!("/channels?topic={}", topic.replace('#', "%23")))["channels"],
+        )
     }
 
     /// The `/nodes` producers array.

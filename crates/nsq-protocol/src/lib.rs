@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod command;
+pub mod compress;
 pub mod error;
 pub mod frame;
 pub mod guid;

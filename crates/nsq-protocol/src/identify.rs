@@ -220,6 +220,10 @@ pub fn negotiate(req: &IdentifyRequest, policy: &IdentifyPolicy) -> Result<Negot
         v => return Err(bad_body(format!("msg timeout ({v}) is invalid"))),
     }
 
+    if !req.feature_negotiation {
+        // NSQ answers plain OK and upgrades nothing without feature negotiation.
+        return Ok(n);
+    }
     n.tls = req.tls_v1 && policy.tls_available;
     n.deflate = req.deflate && policy.deflate_enabled;
     n.snappy = req.snappy && policy.snappy_enabled;
@@ -400,7 +404,7 @@ mod tests {
     fn negotiates_values() {
         let p = policy();
         let n = negotiate(
-            &req(r#"{"heartbeat_interval":-1,"output_buffer_size":-1,"output_buffer_timeout":100,"msg_timeout":1000,"deflate_level":9,"sample_rate":50}"#),
+            &req(r#"{"feature_negotiation":true,"heartbeat_interval":-1,"output_buffer_size":-1,"output_buffer_timeout":100,"msg_timeout":1000,"deflate_level":9,"sample_rate":50}"#),
             &p,
         )
         .unwrap();
@@ -431,7 +435,12 @@ mod tests {
         let mut p = policy();
         p.snappy_enabled = true;
         p.deflate_enabled = true;
-        let e = negotiate(&req(r#"{"snappy":true,"deflate":true}"#), &p).unwrap_err();
+        let e = negotiate(
+            &req(r#"{"feature_negotiation":true,"snappy":true,"deflate":true}"#),
+            &p,
+        )
+        .unwrap_err();
+        assert!(negotiate(&req(r#"{"snappy":true,"deflate":true}"#), &p).is_ok());
         assert_eq!(
             e.frame_text(),
             "E_IDENTIFY_FAILED cannot enable both deflate and snappy compression"

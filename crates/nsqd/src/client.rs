@@ -22,6 +22,12 @@ pub struct Identity {
     pub deflate: bool,
     pub snappy: bool,
     pub tls: bool,
+    pub tls_version: String,
+    pub tls_cipher_suite: String,
+    pub tls_negotiated_protocol: String,
+    pub tls_negotiated_protocol_is_mutual: bool,
+    /// Subject CN of the client certificate (sent to the auth server).
+    pub tls_common_name: String,
 }
 
 pub struct ClientShared {

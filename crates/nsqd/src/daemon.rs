@@ -57,6 +57,8 @@ pub struct Nsqd {
     pub shutdown: Notify,
     /// Announcements to nsqlookupd, and what the lookupds told us.
     pub lookup: Lookup,
+    /// Set when `--tls-cert` and `--tls-key` are given: used for IDENTIFY's TLS upgrade.
+    pub tls_acceptor: Option<tokio_rustls::TlsAcceptor>,
     lookup_rx: Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<LookupEvent>>>,
 }
 
@@ -79,11 +81,9 @@ impl Nsqd {
             max_msg_timeout: opts.max_msg_timeout,
             max_rdy_count: opts.max_rdy_count,
             max_deflate_level: opts.max_deflate_level,
-            // TLS, snappy and deflate are negotiated as unavailable until the stream upgrades
-            // are implemented.
             tls_available: false,
-            snappy_enabled: false,
-            deflate_enabled: false,
+            snappy_enabled: opts.snappy,
+            deflate_enabled: opts.deflate,
             auth_required: !opts.auth_http_addresses.is_empty(),
             topology_region: opts.topology_region.clone(),
             topology_zone: opts.topology_zone.clone(),
@@ -99,6 +99,7 @@ impl Nsqd {
         };
         let (lookup, lookup_rx) = Lookup::new();
         Nsqd {
+            tls_acceptor: None,
             lookup,
             lookup_rx: Mutex::new(Some(lookup_rx)),
             runtime: Mutex::new(runtime),
@@ -121,6 +122,13 @@ impl Nsqd {
             shutdown: Notify::new(),
             opts,
         }
+    }
+
+    /// Enables IDENTIFY's TLS upgrade (call before the daemon is shared).
+    pub fn with_tls(mut self, acceptor: Option<tokio_rustls::TlsAcceptor>) -> Nsqd {
+        self.identify_policy.tls_available = acceptor.is_some();
+        self.tls_acceptor = acceptor;
+        self
     }
 
     /// The receiving end of the lookup announcements, for the lookup task (taken once).

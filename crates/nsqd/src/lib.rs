@@ -13,4 +13,5 @@ pub mod options;
 pub mod server;
 pub mod stats;
 pub mod tcp;
+pub mod tls_info;
 pub mod topic;

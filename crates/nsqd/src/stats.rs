@@ -214,10 +214,10 @@ pub fn client_stats(c: &ClientShared, topic_filter: Option<&str>) -> ClientStats
         topology_region: id.topology_region,
         pub_counts,
         tls: id.tls,
-        tls_cipher_suite: String::new(),
-        tls_version: String::new(),
-        tls_negotiated_protocol: String::new(),
-        tls_negotiated_protocol_is_mutual: false,
+        tls_cipher_suite: id.tls_cipher_suite,
+        tls_version: id.tls_version,
+        tls_negotiated_protocol: id.tls_negotiated_protocol,
+        tls_negotiated_protocol_is_mutual: id.tls_negotiated_protocol_is_mutual,
     }
 }
 

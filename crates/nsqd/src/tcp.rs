@@ -11,8 +11,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+
+use nsq_protocol::compress::{Deflate, Snappy, StreamCodec};
 use tokio::time::Interval;
 
 use nsq_protocol::command::{parse_command, ParseCtx};
@@ -25,6 +27,13 @@ use crate::client::ClientShared;
 use crate::daemon::Nsqd;
 use crate::topic::Topic;
 use nsq_store::journal::Event as JournalEvent;
+
+/// A client's byte stream: plain TCP at first, TLS after an upgrade.
+pub trait Transport: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Transport for T {}
+
+/// How long a client may take over its TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Upper bound on messages taken from a channel per loop iteration.
 const MAX_BATCH: usize = 256;
@@ -75,6 +84,7 @@ async fn handle(nsqd: Arc<Nsqd>, mut stream: TcpStream, addr: SocketAddr) {
         "CLIENT({addr}): desired protocol magic '{}'",
         String::from_utf8_lossy(&magic)
     );
+    let mut stream: Box<dyn Transport> = Box::new(stream);
     if &magic != nsq_protocol::MAGIC_V2 {
         let mut buf = Vec::new();
         frame::put_error(&mut buf, &WireError::bad_protocol().frame_text());
@@ -88,6 +98,10 @@ async fn handle(nsqd: Arc<Nsqd>, mut stream: TcpStream, addr: SocketAddr) {
         nsqd: nsqd.clone(),
         client: client.clone(),
         stream,
+        codec: None,
+        raw_in: BytesMut::new(),
+        encoded: Vec::new(),
+        tls: false,
         rbuf: BytesMut::with_capacity(16 * 1024),
         wbuf: BytesMut::with_capacity(16 * 1024),
         state: ConnState::Init,
@@ -114,7 +128,7 @@ async fn handle(nsqd: Arc<Nsqd>, mut stream: TcpStream, addr: SocketAddr) {
 
 /// Closes after an error frame: shut down our side, then drain what the client still sends, so
 /// the kernel answers with FIN rather than a reset that could discard the error frame.
-async fn graceful_close(mut stream: TcpStream) {
+async fn graceful_close(mut stream: Box<dyn Transport>) {
     let _ = stream.shutdown().await;
     let mut sink = [0u8; 4096];
     let _ = tokio::time::timeout(Duration::from_secs(1), async {
@@ -141,7 +155,14 @@ type Graceful = bool;
 struct Conn {
     nsqd: Arc<Nsqd>,
     client: Arc<ClientShared>,
-    stream: TcpStream,
+    stream: Box<dyn Transport>,
+    /// Negotiated compression: bytes read go through `raw_in` to `rbuf`, frames are encoded
+    /// into `encoded` before writing.
+    codec: Option<Box<dyn StreamCodec>>,
+    raw_in: BytesMut,
+    encoded: Vec<u8>,
+    /// Upgraded to TLS.
+    tls: bool,
     rbuf: BytesMut,
     wbuf: BytesMut,
     state: ConnState,
@@ -204,7 +225,7 @@ impl Conn {
     fn parse_ctx(&self) -> ParseCtx {
         ParseCtx {
             state: self.state,
-            tls_gate: false,
+            tls_gate: self.nsqd.opts.tls_required != crate::options::TlsRequired::No && !self.tls,
             heartbeats_disabled: self.neg.heartbeat.is_none(),
             identified: self.identified,
             eof: self.eof,
@@ -264,8 +285,13 @@ impl Conn {
                 continue;
             }
 
+            let target = if self.codec.is_some() {
+                &mut self.raw_in
+            } else {
+                &mut self.rbuf
+            };
             let event = tokio::select! {
-                r = self.stream.read_buf(&mut self.rbuf) => Event::Read(r),
+                r = self.stream.read_buf(target) => Event::Read(r),
                 _ = self.client.notify.notified() => Event::Wake,
                 _ = tick(&mut heartbeat) => Event::Heartbeat,
                 _ = sleep_until(deadline) => Event::ReadTimeout,
@@ -276,7 +302,17 @@ impl Conn {
                     self.eof = true;
                 }
                 Event::Read(Ok(0)) | Event::Read(Err(_)) => return false,
-                Event::Read(Ok(_)) | Event::Wake => {}
+                Event::Read(Ok(_)) => {
+                    if let Some(codec) = self.codec.as_mut() {
+                        let input = self.raw_in.split();
+                        if let Err(e) = codec.decode(&input, &mut self.rbuf) {
+                            // As in NSQ: a stream that cannot be decoded is a read error.
+                            log::error!("[{}] - {e}", self.client.remote_addr);
+                            return false;
+                        }
+                    }
+                }
+                Event::Wake => {}
                 Event::Heartbeat => frame::put_response(&mut self.wbuf, frame::HEARTBEAT),
                 Event::ReadTimeout => {
                     log::error!("[{}] - read timeout, closing", self.client.remote_addr);
@@ -349,15 +385,26 @@ impl Conn {
         if self.wbuf.is_empty() {
             return Ok(());
         }
+        let out: &[u8] = match self.codec.as_mut() {
+            Some(codec) => {
+                self.encoded.clear();
+                if let Err(e) = codec.encode(&self.wbuf, &mut self.encoded) {
+                    self.wbuf.clear();
+                    return Err(std::io::Error::other(e.to_string()));
+                }
+                &self.encoded
+            }
+            None => &self.wbuf,
+        };
         let res = match self.neg.heartbeat {
-            Some(h) => match tokio::time::timeout(h, self.stream.write_all(&self.wbuf)).await {
+            Some(h) => match tokio::time::timeout(h, self.stream.write_all(out)).await {
                 Ok(r) => r,
                 Err(_) => Err(std::io::Error::new(
                     std::io::ErrorKind::TimedOut,
                     "write timeout",
                 )),
             },
-            None => self.stream.write_all(&self.wbuf).await,
+            None => self.stream.write_all(out).await,
         };
         self.wbuf.clear();
         res
@@ -465,7 +512,7 @@ impl Conn {
     async fn exec(&mut self, cmd: Command<Bytes>) -> Result<(), WireError> {
         match cmd {
             Command::Nop | Command::RdyIgnored => Ok(()),
-            Command::Identify { body } => self.identify(&body),
+            Command::Identify { body } => self.identify(&body).await,
             Command::Auth { .. } => Err(WireError::new(ErrorCode::AuthDisabled, "AUTH disabled")),
             Command::Sub { topic, channel } => self.subscribe(&topic, &channel).await,
             Command::Rdy { count } => {
@@ -633,7 +680,7 @@ impl Conn {
         frame::put_error(&mut self.wbuf, &e.frame_text());
     }
 
-    fn identify(&mut self, body: &[u8]) -> Result<(), WireError> {
+    async fn identify(&mut self, body: &[u8]) -> Result<(), WireError> {
         let req = IdentifyRequest::from_json(body)?;
         let neg = negotiate(&req, &self.nsqd.identify_policy)?;
         {
@@ -646,16 +693,65 @@ impl Conn {
             id.sample_rate = neg.sample_rate;
             id.deflate = neg.deflate;
             id.snappy = neg.snappy;
-            id.tls = neg.tls;
         }
         self.identified = true;
-        if req.feature_negotiation {
-            let json = response_json(&neg, &self.nsqd.identify_policy);
-            frame::put_response(&mut self.wbuf, &json);
-        } else {
+        if !req.feature_negotiation {
+            // NSQ answers OK and upgrades nothing (`negotiate` left every upgrade off).
             frame::put_response(&mut self.wbuf, frame::OK);
+            self.neg = neg;
+            return Ok(());
         }
+        let json = response_json(&neg, &self.nsqd.identify_policy);
+        frame::put_response(&mut self.wbuf, &json);
+        let (tls, snappy, deflate, level) = (neg.tls, neg.snappy, neg.deflate, neg.deflate_level);
         self.neg = neg;
+        // Upgrades, in NSQ's order, each confirmed by an OK sent through the new layer.
+        let upgrade_failed =
+            |e: String| WireError::new(ErrorCode::IdentifyFailed, format!("IDENTIFY failed {e}"));
+        if tls || snappy || deflate {
+            self.flush()
+                .await
+                .map_err(|e| upgrade_failed(e.to_string()))?;
+        }
+        if tls {
+            self.upgrade_tls().await.map_err(upgrade_failed)?;
+            frame::put_response(&mut self.wbuf, frame::OK);
+            self.flush()
+                .await
+                .map_err(|e| upgrade_failed(e.to_string()))?;
+        }
+        if snappy {
+            self.codec = Some(Box::new(Snappy::default()));
+            frame::put_response(&mut self.wbuf, frame::OK);
+            self.flush()
+                .await
+                .map_err(|e| upgrade_failed(e.to_string()))?;
+        }
+        if deflate {
+            self.codec = Some(Box::new(Deflate::new(level.clamp(1, 9) as u32)));
+            frame::put_response(&mut self.wbuf, frame::OK);
+            self.flush()
+                .await
+                .map_err(|e| upgrade_failed(e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    /// Runs the TLS server handshake on the connection, which from then on is encrypted.
+    async fn upgrade_tls(&mut self) -> Result<(), String> {
+        let Some(acceptor) = self.nsqd.tls_acceptor.clone() else {
+            return Err("TLS is not configured".to_string());
+        };
+        let placeholder: Box<dyn Transport> =
+            Box::new(tokio::io::join(tokio::io::empty(), tokio::io::sink()));
+        let raw = std::mem::replace(&mut self.stream, placeholder);
+        let tls = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(raw))
+            .await
+            .map_err(|_| "TLS handshake timed out".to_string())?
+            .map_err(|e| e.to_string())?;
+        crate::tls_info::record(&self.client, tls.get_ref().1);
+        self.stream = Box::new(tls);
+        self.tls = true;
         Ok(())
     }
 

@@ -158,33 +158,19 @@ fn boundary_values_accepted() {
 }
 
 #[test]
-fn tls_snappy_deflate_requested_are_not_negotiated_and_stream_stays_plain() {
+fn tls_requested_without_a_certificate_is_not_negotiated_and_stream_stays_plain() {
     let n = Nsqd::start(&[]);
     let mut c = n.connect();
     // IDENTIFY and a PUB in the same write: the PUB reply must arrive as a plain frame.
     let mut buf = cmd_bytes(
         "IDENTIFY",
-        Some(br#"{"feature_negotiation":true,"tls_v1":true,"snappy":true}"#),
+        Some(br#"{"feature_negotiation":true,"tls_v1":true}"#),
     );
     buf.extend(cmd_bytes("PUB t", Some(b"x")));
     c.send(&buf);
     let f = c.read_frame();
     let v: serde_json::Value = serde_json::from_slice(&f.data).unwrap();
     assert_eq!(v["tls_v1"], false);
-    assert_eq!(v["snappy"], false);
-    assert_eq!(c.read_exact_bytes(10), encode_frame(FRAME_RESPONSE, b"OK"));
-
-    let mut c = n.connect();
-    let mut buf = cmd_bytes(
-        "IDENTIFY",
-        Some(br#"{"feature_negotiation":true,"deflate":true,"deflate_level":1}"#),
-    );
-    buf.extend(cmd_bytes("PUB t", Some(b"x")));
-    c.send(&buf);
-    let f = c.read_frame();
-    let v: serde_json::Value = serde_json::from_slice(&f.data).unwrap();
-    assert_eq!(v["deflate"], false);
-    assert_eq!(v["max_deflate_level"], 6);
     assert_eq!(c.read_exact_bytes(10), encode_frame(FRAME_RESPONSE, b"OK"));
 }
 
@@ -216,16 +202,14 @@ fn deflate_level_is_default_when_deflate_not_negotiated() {
 }
 
 #[test]
-fn both_compressions_requested_is_not_an_error_while_unavailable() {
+fn both_compressions_requested_is_refused() {
     let n = Nsqd::start(&[]);
     let mut c = n.connect();
-    let f = c.identify(r#"{"feature_negotiation":true,"snappy":true,"deflate":true}"#);
-    let v: serde_json::Value = serde_json::from_slice(&f.data).unwrap();
-    assert_eq!(
-        (v["snappy"].clone(), v["deflate"].clone()),
-        (false.into(), false.into())
+    c.cmd_body(
+        "IDENTIFY",
+        br#"{"feature_negotiation":true,"snappy":true,"deflate":true}"#,
     );
-    c.probe("t");
+    c.expect_fatal("E_IDENTIFY_FAILED cannot enable both deflate and snappy compression");
 }
 
 #[test]

@@ -16,6 +16,20 @@ pub fn resolve_listen_addr(addr: &str) -> io::Result<SocketAddr> {
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no address"))
 }
 
+/// Whether a listen address is `host:port` (TCP) rather than a unix socket path: the rule of
+/// Go's `net.SplitHostPort` that NSQ uses (a last colon, and no other colon outside brackets).
+pub fn is_tcp_addr(addr: &str) -> bool {
+    if let Some(rest) = addr.strip_prefix('[') {
+        return rest
+            .find("]:")
+            .is_some_and(|i| !rest[..i].contains('[') && !rest[i + 2..].contains(':'));
+    }
+    match addr.rfind(':') {
+        Some(i) => !addr[..i].contains(':') && !addr[..i].contains('[') && !addr[..i].contains(']'),
+        None => false,
+    }
+}
+
 /// Binds a TCP listener with SO_REUSEADDR so a restarted daemon can rebind at once.
 pub fn bind_tcp(addr: &str) -> io::Result<TcpListener> {
     let sa = resolve_listen_addr(addr)?;
@@ -79,6 +93,22 @@ mod tests {
         let d = std::env::temp_dir().join(format!("nsq-lock-test-{}", std::process::id()));
         std::fs::create_dir_all(&d).unwrap();
         d
+    }
+
+    #[test]
+    fn tcp_or_unix() {
+        for tcp in [
+            "127.0.0.1:4150",
+            ":4150",
+            "localhost:0",
+            "[::1]:4150",
+            "host:port",
+        ] {
+            assert!(is_tcp_addr(tcp), "{tcp}");
+        }
+        for unix in ["/tmp/nsqd.sock", "nsqd.sock", "::1:4150", "[::1]"] {
+            assert!(!is_tcp_addr(unix), "{unix}");
+        }
     }
 
     #[test]

@@ -53,6 +53,6 @@ pub use response::{
 pub use router::{
     BoxFuture, Handler, Params, PreDispatch, RemoteAddr, RequestCtx, RouteError, Router,
 };
-pub use server::serve;
 #[cfg(unix)]
 pub use server::serve_unix;
+pub use server::{serve, serve_tls, TLS_HANDSHAKE_TIMEOUT};

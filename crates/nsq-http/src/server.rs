@@ -1,5 +1,6 @@
-//! Connection serving: the accept loop, one task per HTTP/1.1 keep-alive connection, and the
-//! shutdown sequence (stop accepting, let in-flight requests finish, close idle connections).
+//! Connection serving: the accept loop, one task per HTTP/1.1 keep-alive connection (plain TCP,
+//! Unix socket, or TLS after a per-connection handshake), and the shutdown sequence (stop
+//! accepting, let in-flight requests finish, close idle connections).
 
 use std::convert::Infallible;
 use std::future::poll_fn;
@@ -14,9 +15,10 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpListener;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
 
 use crate::body::BoxError;
 use crate::router::{RemoteAddr, Router};
@@ -34,7 +36,16 @@ pub async fn serve<S: Send + Sync + 'static>(
     state: Arc<S>,
     shutdown: watch::Receiver<bool>,
 ) {
-    accept_loop(listener, router, state, shutdown).await;
+    accept_loop(listener, shutdown, move |io, remote_addr, shutdown| {
+        tokio::spawn(serve_connection(
+            io,
+            remote_addr,
+            Arc::clone(&router),
+            Arc::clone(&state),
+            shutdown,
+        ));
+    })
+    .await;
 }
 
 /// [`serve`] for a Unix-domain socket listener (nsqd's `--http-address` may be a socket path).
@@ -45,7 +56,164 @@ pub async fn serve_unix<S: Send + Sync + 'static>(
     state: Arc<S>,
     shutdown: watch::Receiver<bool>,
 ) {
-    accept_loop(listener, router, state, shutdown).await;
+    accept_loop(listener, shutdown, move |io, remote_addr, shutdown| {
+        tokio::spawn(serve_connection(
+            io,
+            remote_addr,
+            Arc::clone(&router),
+            Arc::clone(&state),
+            shutdown,
+        ));
+    })
+    .await;
+}
+
+/// How long a client may take to complete the TLS handshake on the HTTPS listener before the
+/// connection is dropped. Go's server sets none; without one an idle socket would hold a task
+/// (and a descriptor) forever.
+pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// [`serve`] over TLS (nsqd's `--https-address`): each accepted connection first completes a TLS
+/// server handshake with `acceptor`, then is served exactly like a plain one.
+///
+/// As Go's server does, a client that speaks plain HTTP to this port gets
+/// `HTTP/1.0 400 Bad Request` with `Client sent an HTTP request to an HTTPS server.`, and other
+/// failed handshakes are logged at WARN as `http: TLS handshake error from <addr>: <err>`; neither
+/// affects other connections.
+pub async fn serve_tls<S: Send + Sync + 'static>(
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    router: Arc<Router<S>>,
+    state: Arc<S>,
+    shutdown: watch::Receiver<bool>,
+) {
+    accept_loop(listener, shutdown, move |io, remote_addr, shutdown| {
+        tokio::spawn(serve_tls_connection(
+            io,
+            remote_addr,
+            acceptor.clone(),
+            Arc::clone(&router),
+            Arc::clone(&state),
+            shutdown,
+        ));
+    })
+    .await;
+}
+
+/// What Go's server answers, on the raw socket, to plain HTTP on a TLS port.
+const PLAIN_HTTP_ON_TLS: &[u8] =
+    b"HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n";
+
+/// Go's test for "this TLS record header is really the start of an HTTP request".
+fn looks_like_http(header: &[u8]) -> bool {
+    matches!(header, b"GET /" | b"HEAD " | b"POST " | b"PUT /" | b"OPTIO")
+}
+
+async fn serve_tls_connection<S: Send + Sync + 'static>(
+    mut tcp: TcpStream,
+    remote_addr: RemoteAddr,
+    acceptor: TlsAcceptor,
+    router: Arc<Router<S>>,
+    state: Arc<S>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let handshake = async {
+        // The first five bytes are a TLS record header, or the start of a plain HTTP request
+        // line; they are read here and replayed to the TLS layer.
+        let mut header = [0u8; 5];
+        let mut got = 0;
+        while got < header.len() {
+            match tcp.read(&mut header[got..]).await {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(e) => return Err(e),
+            }
+        }
+        if got == header.len() && looks_like_http(&header) {
+            let _ = tcp.write_all(PLAIN_HTTP_ON_TLS).await;
+            let _ = tcp.shutdown().await;
+            return Ok(None);
+        }
+        let io = Replay {
+            prefix: header,
+            start: 0,
+            end: got,
+            inner: tcp,
+        };
+        acceptor.accept(io).await.map(Some)
+    };
+    let outcome = tokio::select! {
+        outcome = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, handshake) => outcome,
+        // Shutdown abandons handshakes still in progress: nothing was asked of us yet.
+        () = wait_for_shutdown(&mut shutdown) => return,
+    };
+    match outcome {
+        Ok(Ok(Some(tls))) => serve_connection(tls, remote_addr, router, state, shutdown).await,
+        Ok(Ok(None)) => {}
+        Ok(Err(e)) => log::warn!("http: TLS handshake error from {remote_addr}: {e}"),
+        Err(_) => log::warn!("http: TLS handshake error from {remote_addr}: handshake timed out"),
+    }
+}
+
+/// A stream that yields some already-read bytes before reading on from `inner`.
+struct Replay<I> {
+    prefix: [u8; 5],
+    start: usize,
+    end: usize,
+    inner: I,
+}
+
+impl<I: AsyncRead + Unpin> AsyncRead for Replay<I> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if self.start < self.end {
+            let n = (self.end - self.start).min(buf.remaining());
+            let from = self.start;
+            buf.put_slice(&self.prefix[from..from + n]);
+            self.start += n;
+            return Poll::Ready(Ok(()));
+        }
+        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<I: AsyncWrite + Unpin> AsyncWrite for Replay<I> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_write(cx, data)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
 }
 
 trait Acceptor {
@@ -93,11 +261,12 @@ async fn wait_for_shutdown(shutdown: &mut watch::Receiver<bool>) {
 const MIN_ACCEPT_BACKOFF: Duration = Duration::from_millis(5);
 const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
 
-async fn accept_loop<A: Acceptor, S: Send + Sync + 'static>(
+/// Accepts until shutdown, handing each connection (with its own shutdown receiver) to
+/// `on_connection`, which spawns whatever serves it.
+async fn accept_loop<A: Acceptor>(
     acceptor: A,
-    router: Arc<Router<S>>,
-    state: Arc<S>,
     mut shutdown: watch::Receiver<bool>,
+    on_connection: impl Fn(A::Io, RemoteAddr, watch::Receiver<bool>),
 ) {
     let mut backoff: Option<Duration> = None;
     loop {
@@ -109,13 +278,7 @@ async fn accept_loop<A: Acceptor, S: Send + Sync + 'static>(
         match accepted {
             Ok((io, remote_addr)) => {
                 backoff = None;
-                tokio::spawn(serve_connection(
-                    io,
-                    remote_addr,
-                    Arc::clone(&router),
-                    Arc::clone(&state),
-                    shutdown.clone(),
-                ));
+                on_connection(io, remote_addr, shutdown.clone());
             }
             Err(e) => {
                 let delay = backoff.map_or(MIN_ACCEPT_BACKOFF, |d| (d * 2).min(MAX_ACCEPT_BACKOFF));

@@ -1,7 +1,6 @@
 //! State of one client connection that other tasks read or poke: counters for `/stats`, the
 //! wake-up used when messages or capacity become available, and the request to close.
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicU8, Ordering};
 
 use parking_lot::Mutex;
@@ -28,11 +27,19 @@ pub struct Identity {
     pub tls_negotiated_protocol_is_mutual: bool,
     /// Subject CN of the client certificate (sent to the auth server).
     pub tls_common_name: String,
+    /// What the auth server granted (reported in `/stats`).
+    pub authed: bool,
+    pub auth_identity: String,
+    pub auth_identity_url: String,
 }
 
 pub struct ClientShared {
     pub id: u64,
-    pub remote_addr: SocketAddr,
+    /// `ip:port`, or the peer name of a unix socket.
+    pub remote_addr: String,
+    /// The peer's IP (empty for unix sockets): the default client ID and hostname, and what the
+    /// auth server is told.
+    pub remote_ip: String,
     pub connect_ts: i64,
     /// Woken when the channel has messages for us, capacity was freed, or we must close.
     pub notify: Notify,
@@ -51,11 +58,12 @@ pub struct ClientShared {
 }
 
 impl ClientShared {
-    pub fn new(id: u64, remote_addr: SocketAddr, connect_ts: i64) -> ClientShared {
-        let ip = remote_addr.ip().to_string();
+    pub fn new(id: u64, remote_addr: String, remote_ip: String, connect_ts: i64) -> ClientShared {
+        let ip = remote_ip.clone();
         ClientShared {
             id,
             remote_addr,
+            remote_ip,
             connect_ts,
             notify: Notify::new(),
             waiting: AtomicBool::new(false),

@@ -57,6 +57,8 @@ pub struct Nsqd {
     pub shutdown: Notify,
     /// Announcements to nsqlookupd, and what the lookupds told us.
     pub lookup: Lookup,
+    /// The auth servers (`--auth-http-address`), if any.
+    pub auth_config: crate::auth::AuthConfig,
     /// Set when `--tls-cert` and `--tls-key` are given: used for IDENTIFY's TLS upgrade.
     pub tls_acceptor: Option<tokio_rustls::TlsAcceptor>,
     lookup_rx: Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<LookupEvent>>>,
@@ -99,6 +101,7 @@ impl Nsqd {
         };
         let (lookup, lookup_rx) = Lookup::new();
         Nsqd {
+            auth_config: crate::auth::AuthConfig::from_options(&opts),
             tls_acceptor: None,
             lookup,
             lookup_rx: Mutex::new(Some(lookup_rx)),
@@ -158,10 +161,10 @@ impl Nsqd {
 
     // ----- clients -----
 
-    pub fn new_client(&self, addr: std::net::SocketAddr) -> Arc<ClientShared> {
+    pub fn new_client(&self, remote_addr: String, remote_ip: String) -> Arc<ClientShared> {
         let id = self.next_client_id.fetch_add(1, Ordering::Relaxed);
         let now = crate::topic::unix_nanos() / 1_000_000_000;
-        let c = Arc::new(ClientShared::new(id, addr, now));
+        let c = Arc::new(ClientShared::new(id, remote_addr, remote_ip, now));
         self.clients.lock().insert(id, c.clone());
         c
     }

@@ -1,6 +1,7 @@
 //! nsqd: receives, queues and delivers messages over NSQ's TCP protocol (V2) and HTTP API.
 #![forbid(unsafe_code)]
 
+pub mod auth;
 pub mod channel;
 pub mod client;
 pub mod daemon;
@@ -13,5 +14,5 @@ pub mod options;
 pub mod server;
 pub mod stats;
 pub mod tcp;
-pub mod tls_info;
+pub mod tls;
 pub mod topic;

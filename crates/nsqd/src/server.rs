@@ -12,6 +12,41 @@ fn fatal(msg: impl std::fmt::Display) -> anyhow::Error {
     anyhow!("failed to instantiate nsqd - {msg}")
 }
 
+/// A bound listener: TCP for `host:port`, a unix socket for anything else (as NSQ decides).
+enum Bound {
+    Tcp(tokio::net::TcpListener),
+    Unix(tokio::net::UnixListener),
+}
+
+impl Bound {
+    fn port(&self) -> i64 {
+        match self {
+            Bound::Tcp(l) => l.local_addr().map(|a| a.port() as i64).unwrap_or(0),
+            Bound::Unix(_) => -1,
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Bound::Tcp(l) => l.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+            Bound::Unix(l) => l
+                .local_addr()
+                .ok()
+                .and_then(|a| a.as_pathname().map(|p| p.display().to_string()))
+                .unwrap_or_default(),
+        }
+    }
+}
+
+fn bind_any(addr: &str) -> anyhow::Result<Bound> {
+    if nsq_daemon::process::is_tcp_addr(addr) {
+        return Ok(Bound::Tcp(bind(addr)?));
+    }
+    tokio::net::UnixListener::bind(addr)
+        .map(Bound::Unix)
+        .map_err(|e| fatal(format!("listen ({addr}) failed - {e}")))
+}
+
 fn bind(addr: &str) -> anyhow::Result<tokio::net::TcpListener> {
     let std_listener = nsq_daemon::process::bind_tcp(addr)
         .map_err(|e| fatal(format!("listen ({addr}) failed - {e}")))?;
@@ -31,22 +66,36 @@ pub async fn run(mut opts: Options) -> anyhow::Result<()> {
     let _lock = nsq_daemon::process::lock_dir(&data_path)
         .map_err(|e| fatal(format!("failed to lock data-path: {e}")))?;
 
-    let tcp = bind(&opts.tcp_address)?;
-    let tcp_addr = tcp.local_addr()?;
+    // Built before any listener, as NSQ does, so a bad certificate fails start-up first.
+    let tls_acceptor = crate::tls::server_config(&opts)
+        .map_err(|e| fatal(format!("failed to build TLS config - {e}")))?
+        .map(tokio_rustls::TlsAcceptor::from);
+
+    let tcp = bind_any(&opts.tcp_address)?;
     let http = if opts.http_address.is_empty() {
         None
     } else {
-        Some(bind(&opts.http_address)?)
+        Some(bind_any(&opts.http_address)?)
     };
-    let http_addr = match &http {
-        Some(l) => Some(l.local_addr()?),
-        None => None,
+    // HTTPS (TCP only) is served only when TLS is configured; `--https-address=""` disables it.
+    let https = match &tls_acceptor {
+        Some(acceptor) if !opts.https_address.is_empty() => {
+            let listener = bind(&opts.https_address)?;
+            let addr = listener.local_addr()?;
+            Some((listener, addr, acceptor.clone()))
+        }
+        _ => None,
     };
-    if opts.broadcast_tcp_port == 0 {
-        opts.broadcast_tcp_port = tcp_addr.port() as i64;
+    // The port the plain listener's 403 points clients at: 0 when there is no HTTPS listener.
+    let https_port = https.as_ref().map_or(0, |(_, addr, _)| addr.port());
+    // NSQ reports -1 for a port that is a unix socket, and 0 for a disabled listener.
+    let tcp_port = tcp.port();
+    let http_port = http.as_ref().map(Bound::port).unwrap_or(0);
+    if opts.broadcast_tcp_port == 0 && tcp_port > 0 {
+        opts.broadcast_tcp_port = tcp_port;
     }
-    if opts.broadcast_http_port == 0 {
-        opts.broadcast_http_port = http_addr.map(|a| a.port() as i64).unwrap_or(0);
+    if opts.broadcast_http_port == 0 && http_port > 0 {
+        opts.broadcast_http_port = http_port;
     }
 
     if !opts.statsd_prefix.is_empty() {
@@ -60,25 +109,40 @@ pub async fn run(mut opts: Options) -> anyhow::Result<()> {
         }
     }
 
-    let nsqd = Arc::new(Nsqd::new(
-        opts,
-        data_path,
-        tcp_addr.port() as i64,
-        http_addr.map(|a| a.port() as i64).unwrap_or(0),
-    ));
+    let tls_required_on_http = opts.tls_required == crate::options::TlsRequired::Yes;
+    let nsqd = Arc::new(Nsqd::new(opts, data_path, tcp_port, http_port).with_tls(tls_acceptor));
     nsqd.load_metadata().map_err(fatal)?;
     nsqd.persist_metadata().map_err(fatal)?;
 
     let (stop_http, http_stopped) = tokio::sync::watch::channel(false);
     let mut tasks = Vec::new();
-    nsq_daemon::logging::always_info(&format!("TCP: listening on {tcp_addr}"));
-    tasks.push(tokio::spawn(crate::tcp::serve(nsqd.clone(), tcp)));
-    if let (Some(listener), Some(addr)) = (http, http_addr) {
-        nsq_daemon::logging::always_info(&format!("HTTP: listening on {addr}"));
-        let router = Arc::new(crate::http_api::router());
-        tasks.push(tokio::spawn(nsq_http::serve(
+    nsq_daemon::logging::always_info(&format!("TCP: listening on {}", tcp.describe()));
+    let tcp_listener = match tcp {
+        Bound::Tcp(l) => crate::tcp::Listener::Tcp(l),
+        Bound::Unix(l) => crate::tcp::Listener::Unix(l),
+    };
+    tasks.push(tokio::spawn(crate::tcp::serve(nsqd.clone(), tcp_listener)));
+    if let Some(listener) = http {
+        nsq_daemon::logging::always_info(&format!("HTTP: listening on {}", listener.describe()));
+        let mut router = crate::http_api::router();
+        if tls_required_on_http {
+            // `--tls-required=true`: the plain listener answers every request with a 403
+            // pointing at the HTTPS port (`tcp-https` leaves plain HTTP alone).
+            router.pre_dispatch(move |_, _| Some(nsq_http::tls_required(https_port)));
+        }
+        let router = Arc::new(router);
+        let stopped = http_stopped.clone();
+        tasks.push(match listener {
+            Bound::Tcp(l) => tokio::spawn(nsq_http::serve(l, router, nsqd.clone(), stopped)),
+            Bound::Unix(l) => tokio::spawn(nsq_http::serve_unix(l, router, nsqd.clone(), stopped)),
+        });
+    }
+    if let Some((listener, addr, acceptor)) = https {
+        nsq_daemon::logging::always_info(&format!("HTTPS: listening on {addr}"));
+        tasks.push(tokio::spawn(nsq_http::serve_tls(
             listener,
-            router,
+            acceptor,
+            Arc::new(crate::http_api::router()),
             nsqd.clone(),
             http_stopped,
         )));

@@ -5,14 +5,14 @@
 //! consumer may take, and writes all resulting frames with one syscall. It flushes whenever it
 //! is about to wait, so a lone message goes out at once while a busy consumer gets large
 //! writes; the client's output buffer timeout is therefore only an upper bound on delay.
-use std::net::SocketAddr;
+
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 
 use nsq_protocol::compress::{Deflate, Snappy, StreamCodec};
 use tokio::time::Interval;
@@ -40,16 +40,53 @@ const MAX_BATCH: usize = 256;
 /// Upper bound on body bytes taken per loop iteration.
 const MAX_BATCH_BYTES: usize = 1 << 20;
 
-pub async fn serve(nsqd: Arc<Nsqd>, listener: TcpListener) {
+/// Where the TCP protocol listens: `host:port`, or a unix socket path.
+pub enum Listener {
+    Tcp(TcpListener),
+    Unix(tokio::net::UnixListener),
+}
+
+impl Listener {
+    async fn accept(&self) -> std::io::Result<(Box<dyn Transport>, String, String)> {
+        match self {
+            Listener::Tcp(l) => {
+                let (s, addr) = l.accept().await?;
+                let _ = s.set_nodelay(true);
+                Ok((Box::new(s), addr.to_string(), addr.ip().to_string()))
+            }
+            Listener::Unix(l) => {
+                let (s, addr) = l.accept().await?;
+                let name = addr
+                    .as_pathname()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_else(|| "@".to_string());
+                Ok((Box::new(s), name, String::new()))
+            }
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Listener::Tcp(l) => l.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+            Listener::Unix(l) => l
+                .local_addr()
+                .ok()
+                .and_then(|a| a.as_pathname().map(|p| p.display().to_string()))
+                .unwrap_or_default(),
+        }
+    }
+}
+
+pub async fn serve(nsqd: Arc<Nsqd>, listener: Listener) {
     loop {
         let accepted = tokio::select! {
             r = listener.accept() => r,
             _ = nsqd.shutdown.notified() => break,
         };
         match accepted {
-            Ok((stream, addr)) => {
+            Ok((stream, addr, ip)) => {
                 let nsqd = nsqd.clone();
-                tokio::spawn(async move { handle(nsqd, stream, addr).await });
+                tokio::spawn(async move { handle(nsqd, stream, addr, ip).await });
             }
             Err(e) => {
                 log::error!("TCP: accept error - {e}");
@@ -60,17 +97,10 @@ pub async fn serve(nsqd: Arc<Nsqd>, listener: TcpListener) {
             break;
         }
     }
-    log::info!(
-        "TCP: closing {}",
-        listener
-            .local_addr()
-            .map(|a| a.to_string())
-            .unwrap_or_default()
-    );
+    log::info!("TCP: closing {}", listener.describe());
 }
 
-async fn handle(nsqd: Arc<Nsqd>, mut stream: TcpStream, addr: SocketAddr) {
-    let _ = stream.set_nodelay(true);
+async fn handle(nsqd: Arc<Nsqd>, mut stream: Box<dyn Transport>, addr: String, ip: String) {
     log::info!("TCP: new client({addr})");
     let mut magic = [0u8; 4];
     let read = tokio::select! {
@@ -84,7 +114,6 @@ async fn handle(nsqd: Arc<Nsqd>, mut stream: TcpStream, addr: SocketAddr) {
         "CLIENT({addr}): desired protocol magic '{}'",
         String::from_utf8_lossy(&magic)
     );
-    let mut stream: Box<dyn Transport> = Box::new(stream);
     if &magic != nsq_protocol::MAGIC_V2 {
         let mut buf = Vec::new();
         frame::put_error(&mut buf, &WireError::bad_protocol().frame_text());
@@ -92,7 +121,7 @@ async fn handle(nsqd: Arc<Nsqd>, mut stream: TcpStream, addr: SocketAddr) {
         graceful_close(stream).await;
         return;
     }
-    let client = nsqd.new_client(addr);
+    let client = nsqd.new_client(addr.clone(), ip);
     let neg = Negotiated::defaults(&nsqd.identify_policy);
     let mut conn = Conn {
         nsqd: nsqd.clone(),
@@ -102,6 +131,7 @@ async fn handle(nsqd: Arc<Nsqd>, mut stream: TcpStream, addr: SocketAddr) {
         raw_in: BytesMut::new(),
         encoded: Vec::new(),
         tls: false,
+        auth: crate::auth::ConnAuth::new(),
         rbuf: BytesMut::with_capacity(16 * 1024),
         wbuf: BytesMut::with_capacity(16 * 1024),
         state: ConnState::Init,
@@ -163,6 +193,8 @@ struct Conn {
     encoded: Vec<u8>,
     /// Upgraded to TLS.
     tls: bool,
+    /// What the auth server granted this connection.
+    auth: crate::auth::ConnAuth,
     rbuf: BytesMut,
     wbuf: BytesMut,
     state: ConnState,
@@ -264,6 +296,11 @@ impl Conn {
                     }
                     Err(CommandError::Wire(e)) => return self.fail(e).await,
                     Err(CommandError::MpubBody { topic, error }) => {
+                        // NSQ checks MPUB's authorization before its body: a refused client
+                        // gets the auth error and creates nothing.
+                        if let Err(e) = self.check_auth("MPUB", topic.as_bytes(), b"").await {
+                            return self.fail(e).await;
+                        }
                         self.nsqd.get_or_create_topic(&topic);
                         return self.fail(error).await;
                     }
@@ -513,7 +550,20 @@ impl Conn {
         match cmd {
             Command::Nop | Command::RdyIgnored => Ok(()),
             Command::Identify { body } => self.identify(&body).await,
-            Command::Auth { .. } => Err(WireError::new(ErrorCode::AuthDisabled, "AUTH disabled")),
+            Command::Auth { body } => {
+                let cn = self.client.identity.lock().tls_common_name.clone();
+                let peer = crate::auth::Peer {
+                    addr: &self.client.remote_addr,
+                    remote_ip: &self.client.remote_ip,
+                    tls: self.tls,
+                    common_name: &cn,
+                };
+                let res = self.auth.auth(&self.nsqd.auth_config, &body, &peer).await;
+                self.record_auth();
+                let json = res?;
+                frame::put_response(&mut self.wbuf, &json);
+                Ok(())
+            }
             Command::Sub { topic, channel } => self.subscribe(&topic, &channel).await,
             Command::Rdy { count } => {
                 self.rdy = count;
@@ -620,10 +670,12 @@ impl Conn {
                 Ok(())
             }
             Command::Pub { topic, body } => {
+                self.check_auth("PUB", &topic, b"").await?;
                 self.publish(&topic, vec![body], ErrorCode::PubFailed, "PUB")
                     .await
             }
             Command::Mpub { topic, bodies } => {
+                self.check_auth("MPUB", &topic, b"").await?;
                 self.publish(&topic, bodies, ErrorCode::MpubFailed, "MPUB")
                     .await
             }
@@ -632,6 +684,7 @@ impl Conn {
                 defer_ms,
                 body,
             } => {
+                self.check_auth("DPUB", &topic, b"").await?;
                 let name = topic_name(&topic)?;
                 let t = self.nsqd.topic_with_precreation(name).await;
                 self.nsqd
@@ -749,13 +802,55 @@ impl Conn {
             .await
             .map_err(|_| "TLS handshake timed out".to_string())?
             .map_err(|e| e.to_string())?;
-        crate::tls_info::record(&self.client, tls.get_ref().1);
+        let info = crate::tls::TlsInfo::from_connection(tls.get_ref().1);
+        {
+            let mut id = self.client.identity.lock();
+            id.tls = true;
+            id.tls_version = info.version;
+            id.tls_cipher_suite = info.cipher_suite;
+            id.tls_negotiated_protocol = info.negotiated_protocol;
+            id.tls_negotiated_protocol_is_mutual = info.negotiated_protocol_is_mutual;
+            id.tls_common_name = info.common_name;
+        }
         self.stream = Box::new(tls);
         self.tls = true;
         Ok(())
     }
 
+    /// NSQ's authorization check (a no-op without auth servers); `/stats` follows what it finds.
+    async fn check_auth(
+        &mut self,
+        cmd: &str,
+        topic: &[u8],
+        channel: &[u8],
+    ) -> Result<(), WireError> {
+        if !self.nsqd.auth_config.enabled() {
+            return Ok(());
+        }
+        let cn = self.client.identity.lock().tls_common_name.clone();
+        let peer = crate::auth::Peer {
+            addr: &self.client.remote_addr,
+            remote_ip: &self.client.remote_ip,
+            tls: self.tls,
+            common_name: &cn,
+        };
+        let res = self
+            .auth
+            .check(&self.nsqd.auth_config, cmd, topic, channel, &peer)
+            .await;
+        self.record_auth();
+        res
+    }
+
+    fn record_auth(&self) {
+        let mut id = self.client.identity.lock();
+        id.authed = self.auth.is_authed();
+        id.auth_identity = self.auth.identity().to_string();
+        id.auth_identity_url = self.auth.identity_url().to_string();
+    }
+
     async fn subscribe(&mut self, topic: &[u8], channel: &[u8]) -> Result<(), WireError> {
+        self.check_auth("SUB", topic, channel).await?;
         let topic_name = topic_name(topic)?;
         let channel_name = std::str::from_utf8(channel)
             .map_err(|_| WireError::new(ErrorCode::BadChannel, "SUB channel name is not valid"))?;

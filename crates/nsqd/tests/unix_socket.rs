@@ -69,7 +69,7 @@ fn tcp_protocol_and_http_over_unix_sockets() {
     let (kind, first) = frame(&mut s);
     let (kind2, second) = frame(&mut s);
     // The PUB's OK and the message may come in either order.
-    let mut got = vec![(kind, first), (kind2, second)];
+    let mut got = [(kind, first), (kind2, second)];
     got.sort_by_key(|f| f.0);
     assert_eq!(got[0], (0, b"OK".to_vec()));
     assert_eq!(&got[1].1[26..], b"hi");

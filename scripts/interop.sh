@@ -9,6 +9,11 @@
 #
 # Setup is idempotent: the venv and node_modules are reused while their pinned
 # inputs (requirements.txt / package-lock.json) are unchanged.
+#
+# The TLS tests need the `openssl` command (certificates are generated at test
+# time by interop/gen-certs.sh; the HTTPS checks use `openssl s_client`). When
+# it is missing it is installed with apt-get if possible, otherwise the script
+# stops with an error.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -41,6 +46,19 @@ if [ ! -x "$NSQLOOKUPD_BIN" ]; then
   echo "interop: the discovery tests will fail; build it with 'cargo build --bins' or point NSQLOOKUPD_BIN at one" >&2
 fi
 
+ensure_openssl() {
+  command -v openssl >/dev/null 2>&1 && return 0
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    echo "interop: installing openssl (apt-get)"
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl; } >/dev/null 2>&1 || true
+  fi
+  if ! command -v openssl >/dev/null 2>&1; then
+    echo "interop: the openssl command is required for the TLS tests (certificate generation, s_client);" >&2
+    echo "interop: install it (e.g. 'apt-get install openssl') and re-run" >&2
+    exit 1
+  fi
+}
+
 fingerprint() { # file... -> one line that changes whenever an input changes
   { "$@" 2>/dev/null; } | sha256sum | cut -d' ' -f1
 }
@@ -69,6 +87,8 @@ setup_node() {
   (cd "$NODE_DIR" && npm ci --no-audit --no-fund --loglevel=error)
   echo "$want" > "$NODE_DIR/node_modules/.interop-stamp"
 }
+
+ensure_openssl
 
 status=0
 for s in "${suites[@]}"; do

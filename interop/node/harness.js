@@ -132,12 +132,13 @@ class Consumer {
   }
 }
 
+// `options` go to nsq.Writer (tls, deflate, authSecret, ...).
 class Producer {
-  constructor(nsqd) {
+  constructor(nsqd, options = {}) {
     this.errors = []
     this.isReady = false
     const [host, port] = nsqd.tcpAddress.split(':')
-    this.writer = new nsq.Writer(host, Number(port))
+    this.writer = new nsq.Writer(host, Number(port), options)
     this.writer.on('ready', () => {
       this.isReady = true
     })
@@ -178,9 +179,11 @@ class Producer {
 
 // Defines a test that gets its own nsqd and closes every client it opened.
 // Failures carry the tail of nsqd's log, which usually explains them.
-function nsqTest(name, timeoutMs, fn) {
+// `nsqdArgs` (an array, or a function returning one, called when the test
+// starts) are extra nsqd flags.
+function nsqTest(name, timeoutMs, fn, nsqdArgs = []) {
   test(name, {timeout: timeoutMs}, async (t) => {
-    const nsqd = await startNsqd(t)
+    const nsqd = await startNsqd(t, typeof nsqdArgs === 'function' ? nsqdArgs() : nsqdArgs)
     const clients = []
     const ctx = {
       nsqd,
@@ -189,8 +192,8 @@ function nsqTest(name, timeoutMs, fn) {
         clients.push(c)
         return c
       },
-      producer() {
-        const p = new Producer(nsqd)
+      producer(options) {
+        const p = new Producer(nsqd, options)
         clients.push(p)
         return p
       },

@@ -7,6 +7,10 @@
 // binary). The daemon binds 127.0.0.1:0 and the real ports are read from its
 // "TCP: listening on" / "HTTP: listening on" stderr lines, so tests never
 // depend on (or collide with) the default ports.
+//
+// With TLS (`--tls-cert` among the extra args) nsqd also opens its HTTPS
+// listener; the harness then binds it to 127.0.0.1:0 as well (unless the test
+// passes its own `--https-address`) and waits for "HTTPS: listening on" too.
 
 const {spawn} = require('node:child_process')
 const fs = require('node:fs')
@@ -14,7 +18,16 @@ const os = require('node:os')
 const path = require('node:path')
 
 const REPO_ROOT = path.resolve(__dirname, '..', '..')
-const LISTEN_RE = /\b(TCP|HTTP): listening on (\S+):(\d+)/
+const LISTEN_RE = /\b(TCP|HTTPS|HTTP): listening on (\S+):(\d+)/
+
+// Whether Go-style flag `name` (e.g. "tls-cert") is among `args`, in any spelling.
+function hasFlag(args, name) {
+  return args.some((a) => {
+    if (!a.startsWith('-')) return false
+    const bare = a.replace(/^-+/, '')
+    return bare === name || bare.startsWith(`${name}=`)
+  })
+}
 
 function nsqdBinary() {
   const bin = process.env.NSQD_BIN || path.join('target', 'debug', 'nsqd')
@@ -35,6 +48,9 @@ class Daemon {
     this.extraArgs = extraArgs
     this.tcpPort = null
     this.httpPort = null
+    this.httpsPort = null
+    // Set by subclasses whose daemon is expected to open an HTTPS listener.
+    this.expectHttps = false
     this.log = ''
     this.proc = null
     this.exited = null
@@ -46,6 +62,14 @@ class Daemon {
 
   get httpAddress() {
     return `127.0.0.1:${this.httpPort}`
+  }
+
+  get httpsAddress() {
+    return `127.0.0.1:${this.httpsPort}`
+  }
+
+  portsKnown() {
+    return Boolean(this.tcpPort && this.httpPort && (this.httpsPort || !this.expectHttps))
   }
 
   // Arguments that precede extraArgs; called once per start.
@@ -75,16 +99,16 @@ class Daemon {
 
     return new Promise((resolve, reject) => {
       let pending = ''
+      let grace = null
       const fail = (why) => {
         clearTimeout(timer)
+        clearTimeout(grace)
         this.stop().finally(() =>
           reject(new Error(`${this.name} (${this.binary}) ${why}; stderr:\n${this.log}`))
         )
       }
-      const timer = setTimeout(
-        () => fail(`did not report its TCP and HTTP ports within ${timeoutMs} ms`),
-        timeoutMs
-      )
+      const which = this.expectHttps ? 'TCP, HTTP and HTTPS' : 'TCP and HTTP'
+      const timer = setTimeout(() => fail(`did not report its ${which} ports within ${timeoutMs} ms`), timeoutMs)
       // stderr keeps being drained after startup so a chatty daemon never blocks.
       this.proc.stderr.on('data', (chunk) => {
         const text = chunk.toString('utf8')
@@ -97,16 +121,22 @@ class Daemon {
           const m = LISTEN_RE.exec(line)
           if (!m) continue
           if (m[1] === 'TCP') this.tcpPort = Number(m[3])
+          else if (m[1] === 'HTTPS') this.httpsPort = Number(m[3])
           else this.httpPort = Number(m[3])
-          if (this.tcpPort && this.httpPort) {
+          if (this.portsKnown()) {
             clearTimeout(timer)
+            clearTimeout(grace)
             resolve(this)
+          } else if (this.tcpPort && this.httpPort && grace === null) {
+            // Every listener is bound before any is logged: a missing HTTPS
+            // line is not coming, so do not wait the full startup timeout.
+            grace = setTimeout(() => fail(`did not report its ${which} ports`), 3000)
           }
         }
       })
       this.proc.on('error', (err) => fail(`could not be started: ${err.message}`))
       this.proc.on('exit', (code, signal) => {
-        if (!(this.tcpPort && this.httpPort)) {
+        if (!this.portsKnown()) {
           fail(`exited (code ${code}, signal ${signal}) before reporting its ports`)
         }
       })
@@ -136,11 +166,17 @@ class Nsqd extends Daemon {
   constructor(extraArgs = []) {
     super('nsqd', nsqdBinary(), 'build it with `cargo build -p nsqd` or set NSQD_BIN', extraArgs)
     this.dataPath = null
+    this.expectHttps = hasFlag(extraArgs, 'tls-cert')
   }
 
   baseArgs() {
     this.dataPath = fs.mkdtempSync(path.join(os.tmpdir(), 'nsqd-interop-'))
-    return [...super.baseArgs(), `--data-path=${this.dataPath}`]
+    const args = [...super.baseArgs(), `--data-path=${this.dataPath}`]
+    if (this.expectHttps && !hasFlag(this.extraArgs, 'https-address')) {
+      // The default HTTPS address is 0.0.0.0:4152: keep it on loopback and ephemeral.
+      args.push('--https-address=127.0.0.1:0')
+    }
+    return args
   }
 
   cleanup() {

@@ -5,6 +5,10 @@ and $NSQLOOKUPD_BIN (default: nsqlookupd next to the nsqd binary).
 Ports are never chosen by the test: the daemon binds 127.0.0.1:0 and the real
 ports are read from its "TCP: listening on" / "HTTP: listening on" stderr lines,
 so parallel runs and a developer's own daemons on the default ports cannot collide.
+
+With TLS (`--tls-cert` among the extra args) nsqd also opens its HTTPS listener;
+the harness then binds it to 127.0.0.1:0 as well (unless the test passes its own
+`--https-address`) and waits for the "HTTPS: listening on" line too.
 """
 
 import os
@@ -18,7 +22,16 @@ import time
 
 REPO_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
-_LISTEN_RE = re.compile(r"\b(TCP|HTTP): listening on (\S+):(\d+)")
+_LISTEN_RE = re.compile(r"\b(TCP|HTTPS|HTTP): listening on (\S+):(\d+)")
+
+
+def _has_flag(args, name):
+    """Whether Go-style flag `name` (e.g. "tls-cert") is among `args`, in any spelling."""
+    for a in args:
+        bare = a.lstrip("-")
+        if a.startswith("-") and (bare == name or bare.startswith(name + "=")):
+            return True
+    return False
 
 
 def nsqd_binary():
@@ -55,6 +68,9 @@ class _DaemonProcess:
         self.proc = None
         self.tcp_port = None
         self.http_port = None
+        self.https_port = None
+        # Set by subclasses whose daemon is expected to open an HTTPS listener.
+        self.expect_https = False
         self._log = []
         self._log_lock = threading.Lock()
         self._ports_ready = threading.Event()
@@ -67,6 +83,13 @@ class _DaemonProcess:
     @property
     def http_address(self):
         return "127.0.0.1:%d" % self.http_port
+
+    @property
+    def https_address(self):
+        return "127.0.0.1:%d" % self.https_port
+
+    def _ports_known(self):
+        return bool(self.tcp_port and self.http_port and (self.https_port or not self.expect_https))
 
     def log_text(self):
         with self._log_lock:
@@ -89,8 +112,8 @@ class _DaemonProcess:
         # chatty daemon blocks on a full pipe and the test hangs for no reason.
         self._reader = threading.Thread(target=self._drain_stderr, daemon=True)
         self._reader.start()
-        self._ports_ready.wait(self.startup_timeout)
-        if not (self.tcp_port and self.http_port):
+        self._wait_for_ports()
+        if not self._ports_known():
             try:
                 code = self.proc.wait(0.5)
             except subprocess.TimeoutExpired:
@@ -99,12 +122,27 @@ class _DaemonProcess:
             why = (
                 "exited with code %d" % code
                 if code is not None
-                else "did not report its TCP and HTTP ports within %.1fs" % self.startup_timeout
+                else "did not report its %s ports in time" % ("TCP, HTTP and HTTPS" if self.expect_https else "TCP and HTTP")
             )
             raise RuntimeError(
                 "%s (%s) %s; stderr:\n%s" % (self.name, self.binary, why, self.log_text())
             )
         return self
+
+    def _wait_for_ports(self):
+        # The listeners are all bound before the daemon logs any of them, so
+        # once TCP and HTTP are known a missing HTTPS line is not coming.
+        deadline = time.monotonic() + self.startup_timeout
+        grace_until = None
+        while not self._ports_ready.is_set():
+            now = time.monotonic()
+            if self.tcp_port and self.http_port:
+                grace_until = grace_until or now + 3.0
+                if now >= grace_until:
+                    return
+            if now >= deadline:
+                return
+            self._ports_ready.wait(0.05)
 
     def _drain_stderr(self):
         for raw in iter(self.proc.stderr.readline, b""):
@@ -115,9 +153,11 @@ class _DaemonProcess:
             if m:
                 if m.group(1) == "TCP":
                     self.tcp_port = int(m.group(3))
+                elif m.group(1) == "HTTPS":
+                    self.https_port = int(m.group(3))
                 else:
                     self.http_port = int(m.group(3))
-                if self.tcp_port and self.http_port:
+                if self._ports_known():
                     self._ports_ready.set()
         # EOF: unblock a waiting start() so it reports the failure immediately.
         self._ports_ready.set()
@@ -151,14 +191,19 @@ class NsqdProcess(_DaemonProcess):
     def __init__(self, extra_args=(), startup_timeout=10.0):
         super().__init__(nsqd_binary(), extra_args, startup_timeout)
         self.data_path = None
+        self.expect_https = _has_flag(self.extra_args, "tls-cert")
 
     def _args(self):
         self.data_path = tempfile.mkdtemp(prefix="nsqd-interop-")
-        return [
+        args = [
             "--tcp-address=127.0.0.1:0",
             "--http-address=127.0.0.1:0",
             "--data-path=%s" % self.data_path,
         ]
+        if self.expect_https and not _has_flag(self.extra_args, "https-address"):
+            # The default HTTPS address is 0.0.0.0:4152: keep it on loopback and ephemeral.
+            args.append("--https-address=127.0.0.1:0")
+        return args
 
     def _cleanup(self):
         if self.data_path:

@@ -68,7 +68,50 @@ class Delivery:
         self.timestamp = message.timestamp
 
 
-class _RecordingReader(nsq.Reader):
+class _NegotiationLog:
+    """Mixin for pynsq clients: keeps the IDENTIFY and AUTH responses nsqd sent."""
+
+    def _init_negotiation_log(self):
+        self.identify_responses = []
+        self.auth_responses = []
+
+    def _on_connection_identify_response(self, conn, data, **kwargs):
+        self.identify_responses.append(data)
+        return super()._on_connection_identify_response(conn, data, **kwargs)
+
+    def _on_connection_auth_response(self, conn, data, **kwargs):
+        self.auth_responses.append(data)
+        return super()._on_connection_auth_response(conn, data, **kwargs)
+
+
+def stream_layers(conn):
+    """What a pynsq connection really runs on: {"tls", "snappy", "deflate"} subset.
+
+    pynsq silently stays in plain text when nsqd answers a feature with false,
+    so tests check the socket objects it installed, not only what was asked for.
+    """
+    import ssl
+
+    from nsq.deflate_socket import DeflateSocket
+
+    try:
+        from nsq.snappy_socket import SnappySocket
+    except ImportError:  # python-snappy missing
+        SnappySocket = ()
+    layers = set()
+    sock = conn.socket
+    if isinstance(sock, SnappySocket):
+        layers.add("snappy")
+        sock = sock._socket
+    elif isinstance(sock, DeflateSocket):
+        layers.add("deflate")
+        sock = sock._socket
+    if isinstance(sock, ssl.SSLSocket):
+        layers.add("tls")
+    return layers
+
+
+class _RecordingReader(_NegotiationLog, nsq.Reader):
     """nsq.Reader that remembers error frames and the SUB acknowledgement."""
 
     def __init__(self, *args, **kwargs):
@@ -76,6 +119,7 @@ class _RecordingReader(nsq.Reader):
         self.subscribed = False
         self.heartbeats = 0
         self.closed_conns = 0
+        self._init_negotiation_log()
         super().__init__(*args, **kwargs)
 
     def heartbeat(self, conn):
@@ -134,6 +178,17 @@ class Consumer:
     def errors(self):
         return self.reader.errors
 
+    @property
+    def identify_responses(self):
+        return self.reader.identify_responses
+
+    @property
+    def auth_responses(self):
+        return self.reader.auth_responses
+
+    def connections(self):
+        return list(self.reader.conns.values())
+
     def bodies(self):
         return [d.body for d in self.deliveries]
 
@@ -144,17 +199,37 @@ class Consumer:
         self.reader.close()
 
 
-class Producer:
-    def __init__(self, nsqd):
+class _RecordingWriter(_NegotiationLog, nsq.Writer):
+    def __init__(self, *args, **kwargs):
         self.errors = []
-        self.writer = nsq.Writer([nsqd.tcp_address])
-        orig = self.writer._on_connection_error
+        self._init_negotiation_log()
+        super().__init__(*args, **kwargs)
 
-        def on_error(conn, error, **kwargs):
-            self.errors.append(error)
-            return orig(conn, error, **kwargs)
+    def _on_connection_error(self, conn, error, **kwargs):
+        self.errors.append(error)
+        return super()._on_connection_error(conn, error, **kwargs)
 
-        self.writer._on_connection_error = on_error
+
+class Producer:
+    """A Writer on one nsqd; `writer_kwargs` go to nsq.Writer (tls_v1, snappy, auth_secret, ...)."""
+
+    def __init__(self, nsqd, **writer_kwargs):
+        self.writer = _RecordingWriter([nsqd.tcp_address], **writer_kwargs)
+
+    @property
+    def errors(self):
+        return self.writer.errors
+
+    @property
+    def identify_responses(self):
+        return self.writer.identify_responses
+
+    @property
+    def auth_responses(self):
+        return self.writer.auth_responses
+
+    def connections(self):
+        return list(self.writer.conns.values())
 
     async def ready(self, timeout=5.0):
         await wait_for(
@@ -191,3 +266,116 @@ class Producer:
     def close(self):
         for conn in list(self.writer.conns.values()):
             conn.close()
+
+
+def tls_options(certs, cert=None):
+    """pynsq `tls_options` (tornado ssl_options keys) trusting the test CA.
+
+    pynsq adds cert_reqs=CERT_REQUIRED and ssl_version=PROTOCOL_TLSv1_2 itself;
+    `cert` = "client" or "rogue" also presents that client certificate.
+    """
+    opts = {"ca_certs": certs.ca_pem}
+    if cert is not None:
+        opts["certfile"] = getattr(certs, cert + "_pem")
+        opts["keyfile"] = getattr(certs, cert + "_key")
+    return opts
+
+
+def http_get(address, path, timeout=5.0):
+    """GET http://address/path -> (status, body bytes); HTTP errors are returned, not raised."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen("http://%s%s" % (address, path), timeout=timeout) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+
+def http_post(address, path, body=b"", timeout=5.0):
+    import urllib.request
+
+    req = urllib.request.Request("http://%s%s" % (address, path), data=body, method="POST")
+    with urllib.request.urlopen(req, timeout=timeout) as resp:
+        return resp.status, resp.read()
+
+
+def client_stats(nsqd, topic):
+    """(channel clients, producers) from nsqd's /stats JSON for `topic`."""
+    import json
+
+    status, body = http_get(nsqd.http_address, "/stats?format=json&topic=%s" % topic)
+    assert status == 200, (status, body)
+    stats = json.loads(body)
+    consumers = []
+    for t in stats.get("topics") or []:
+        for ch in t.get("channels") or []:
+            consumers.extend(ch.get("clients") or [])
+    return consumers, stats.get("producers") or []
+
+
+def error_frames(errors):
+    """The raw bodies of the nsqd error frames among pynsq errors (b"E_... text")."""
+    out = []
+    for e in errors:
+        if type(e) is nsq.Error and e.args and isinstance(e.args[0], bytes):
+            out.append(e.args[0])
+    return out
+
+
+def sample_bodies():
+    """Bodies that exercise framing under compression/TLS: tiny, every byte value,
+    larger than one 64 KiB snappy chunk / TLS record (compressible), and incompressible."""
+    import os
+
+    return [
+        b"hello",
+        bytes(range(256)) * 4,
+        b"compressible " * 10000,  # 130 KB
+        os.urandom(300 * 1024),
+    ]
+
+
+def _digests(bodies):
+    import hashlib
+
+    return sorted((len(b), hashlib.sha256(b).hexdigest()[:16]) for b in bodies)
+
+
+async def roundtrip(nsqd, topic, client_kwargs, layers, reader_kwargs=None, writer_kwargs=None, timeout=10.0):
+    """Publish (PUB + MPUB) and consume over connections made with `client_kwargs`.
+
+    Checks that both connections really run on `layers` (subset of tls/snappy/
+    deflate), that every body arrives intact exactly once, and that neither
+    client saw an error. Returns (consumer, producer), both still open; the
+    caller closes them.
+    """
+    consumer = Consumer(nsqd, topic, "ch", max_in_flight=10, **dict(client_kwargs, **(reader_kwargs or {})))
+    producer = Producer(nsqd, **dict(client_kwargs, **(writer_kwargs or {})))
+    try:
+        await consumer.ready()
+        await producer.ready()
+        for who, client in (("Reader", consumer), ("Writer", producer)):
+            conns = client.connections()
+            assert len(conns) == 1, "%s connections: %r" % (who, conns)
+            got = stream_layers(conns[0])
+            assert got == set(layers), "%s runs on %s, expected %s (IDENTIFY response %r)" % (
+                who,
+                sorted(got),
+                sorted(layers),
+                client.identify_responses,
+            )
+
+        bodies = sample_bodies()
+        await producer.pub(topic, bodies[0])
+        await producer.mpub(topic, bodies[1:])
+        await wait_for(lambda: len(consumer.deliveries) >= len(bodies), timeout, "all %d messages" % len(bodies))
+        await expect_nothing(lambda: len(consumer.deliveries) > len(bodies), 0.3, "duplicate delivery")
+        assert _digests(consumer.bodies()) == _digests(bodies), "bodies differ after the round trip"
+        assert consumer.errors == [] and producer.errors == [], (consumer.errors, producer.errors)
+        return consumer, producer
+    except BaseException:
+        consumer.close()
+        producer.close()
+        raise

@@ -3,6 +3,13 @@
 # before) and publish+consume at once, each against a fresh nsqd on ephemeral loopback ports with
 # a temporary data directory. Prints one table of messages per second (rows x levels).
 #
+# Transport mode (BENCH_TRANSPORTS set, e.g. "plain tls snappy deflate tls+snappy"): instead of
+# the levels, compares connection transports negotiated in IDENTIFY, publish-only and
+# consume-only at --durability=$BENCH_TRANSPORT_LEVEL (write). Each transport is "plain" or
+# "+"-joined parts out of tls, snappy and deflate. nsqd gets a throwaway self-signed certificate
+# made in the temp dir (openssl if present, else the bench_cert tool), which the tools verify
+# with --tls-ca-file.
+#
 # usage: scripts/bench.sh NSQD_BIN
 #
 # The bench tools are taken from the directory of NSQD_BIN (build both into the same target dir:
@@ -25,9 +32,30 @@ BACKLOG=${BENCH_BACKLOG:-2000000}
 LEVELS=${BENCH_LEVELS:-memory write fsync}
 REPEAT=${BENCH_REPEAT:-1}
 PIPELINE=${BENCH_PIPELINE:-1}
+TRANSPORTS=${BENCH_TRANSPORTS:-}
+TRANSPORT_LEVEL=${BENCH_TRANSPORT_LEVEL:-write}
 SIZE=100
 BATCH=200
 RDY=2500
+
+# transport_args TRANSPORT: the bench tools' flags for one transport name, into TARGS.
+transport_args() {
+    TARGS=()
+    local part
+    IFS=+ read -ra parts <<<"$1"
+    for part in "${parts[@]}"; do
+        case $part in
+        plain) ;;
+        tls) TARGS+=(--tls --tls-ca-file="$WORK/cert.pem") ;;
+        snappy) TARGS+=(--snappy) ;;
+        deflate) TARGS+=(--deflate) ;;
+        *)
+            echo "unknown transport part ${part@Q} in ${1@Q} (plain, tls, snappy, deflate)" >&2
+            return 1
+            ;;
+        esac
+    done
+}
 
 for tool in bench_writer bench_reader bench_pubsub; do
     if [[ ! -x $BIN_DIR/$tool ]]; then
@@ -63,16 +91,18 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# start_nsqd LEVEL NAME: a fresh daemon; sets NSQD_PID and TCP (its listening address).
+# start_nsqd LEVEL NAME [NSQD_ARGS...]: a fresh daemon; sets NSQD_PID and TCP (its listening
+# address).
 start_nsqd() {
     local level=$1 name=$2
+    shift 2
     local data=$WORK/data-$name log=$WORK/nsqd-$name.log
     rm -rf "$data"
     mkdir -p "$data"
     # Created here, not by the background redirection, so the poll below never races it.
     : >"$log"
     "$NSQD" --data-path="$data" --tcp-address=127.0.0.1:0 --http-address=127.0.0.1:0 \
-        --durability="$level" 2>"$log" &
+        --durability="$level" "$@" 2>"$log" &
     NSQD_PID=$!
     TCP=
     for _ in $(seq 100); do
@@ -131,49 +161,10 @@ common=(--size="$SIZE" --runfor="$RUNFOR")
 writer=("$BIN_DIR/bench_writer" "${common[@]}" --batch-size="$BATCH" --pipeline="$PIPELINE")
 reader=("$BIN_DIR/bench_reader" "${common[@]}" --rdy="$RDY")
 
-for run in $(seq "$REPEAT"); do
-    for level in $LEVELS; do
-        echo "run $run, --durability=$level" >&2
-
-        name=$run-$level-pub
-        start_nsqd "$level" "$name"
-        run_tool "$WORK/out" "${writer[@]}" --nsqd-tcp-address="$TCP" --topic=bench_pub || true
-        record "$run" publish "$level" "$(field 'msgs/s' "$WORK/out")"
-        finish_nsqd "$name"
-
-        name=$run-$level-sub
-        start_nsqd "$level" "$name"
-        # Subscribe once (nothing to read yet) so the channel exists and the backlog is queued
-        # for it, as it would be for a consumer that fell behind.
-        run_tool "$WORK/out" "${reader[@]}" --nsqd-tcp-address="$TCP" --topic=bench_sub \
-            --runfor=100ms --count=1 || true
-        # The backlog is bounded by count and by time, so a slow level cannot stall the script.
-        run_tool "$WORK/out" "${writer[@]}" --nsqd-tcp-address="$TCP" --topic=bench_sub \
-            --count="$BACKLOG" --runfor=20s || true
-        published=$(field msgs "$WORK/out")
-        if [[ -n $published && $published -gt 0 ]]; then
-            run_tool "$WORK/out" "${reader[@]}" --nsqd-tcp-address="$TCP" --topic=bench_sub \
-                --count="$published" || true
-            record "$run" consume "$level" "$(field 'msgs/s' "$WORK/out")"
-        else
-            record "$run" consume "$level" -
-        fi
-        finish_nsqd "$name"
-
-        name=$run-$level-pubsub
-        start_nsqd "$level" "$name"
-        run_tool "$WORK/out" "$BIN_DIR/bench_pubsub" "${common[@]}" --batch-size="$BATCH" \
-            --pipeline="$PIPELINE" --rdy="$RDY" --nsqd-tcp-address="$TCP" \
-            --topic=bench_pubsub || true
-        record "$run" "pub+sub: publish" "$level" "$(field 'pub msgs/s' "$WORK/out")"
-        record "$run" "pub+sub: consume" "$level" "$(field 'sub msgs/s' "$WORK/out")"
-        record "$run" "pub+sub: backlog" "$level" "$(field backlog "$WORK/out")"
-        finish_nsqd "$name"
-    done
-done
-
-# One table: the median over runs of each row and level, then each level relative to the first.
-awk -F'\t' -v levels="$LEVELS" -v repeat="$REPEAT" -v runfor="$RUNFOR" \
+# table COLUMNS NOTE: the median over runs of each row and column (a level or a transport), then
+# each column relative to the first.
+table() {
+    awk -F'\t' -v levels="$1" -v note="$2" -v repeat="$REPEAT" -v runfor="$RUNFOR" \
     -v size="$SIZE" -v batch="$BATCH" -v rdy="$RDY" -v pipeline="$PIPELINE" '
 function median(list,    n, v, i, j, t) {
     n = split(list, v, " ")
@@ -194,6 +185,7 @@ END {
     printf "\nmsg/s (backlog: messages), median of %d run(s)\n", repeat
     printf "%d-byte messages, MPUB %d, pipeline %d, RDY %d, --runfor %s\n", \
         size, batch, pipeline, rdy, runfor
+    if (note != "") printf "%s\n", note
     printf "%-22s", "row"
     for (i = 1; i <= nl; i++) printf " %12s", lv[i]
     for (i = 2; i <= nl; i++) printf " %14s", lv[i] "/" lv[1]
@@ -212,9 +204,101 @@ END {
         printf "\n"
     }
 }' "$RESULTS"
+}
+
+if [[ -n $TRANSPORTS ]]; then
+    for t in $TRANSPORTS; do
+        transport_args "$t" || exit 2
+    done
+    if command -v openssl >/dev/null; then
+        # CA:FALSE so that the certificate can also be verified as its own trust anchor.
+        openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=localhost \
+            -addext subjectAltName=IP:127.0.0.1 -addext basicConstraints=critical,CA:FALSE \
+            -days 1 -keyout "$WORK/key.pem" -out "$WORK/cert.pem" 2>/dev/null
+    else
+        "$BIN_DIR/bench_cert" "$WORK/cert.pem" "$WORK/key.pem"
+    fi
+    tls_flags=(--tls-cert="$WORK/cert.pem" --tls-key="$WORK/key.pem")
+    for run in $(seq "$REPEAT"); do
+        for t in $TRANSPORTS; do
+            echo "run $run, transport $t, --durability=$TRANSPORT_LEVEL" >&2
+            transport_args "$t"
+
+            name=$run-$t-pub
+            start_nsqd "$TRANSPORT_LEVEL" "$name" "${tls_flags[@]}"
+            run_tool "$WORK/out" "${writer[@]}" "${TARGS[@]}" --nsqd-tcp-address="$TCP" \
+                --topic=bench_pub || true
+            record "$run" publish "$t" "$(field 'msgs/s' "$WORK/out")"
+            finish_nsqd "$name"
+
+            # As in the level comparison: create the channel, queue a backlog (plain, so every
+            # transport reads the same backlog), then read it through the transport.
+            name=$run-$t-sub
+            start_nsqd "$TRANSPORT_LEVEL" "$name" "${tls_flags[@]}"
+            run_tool "$WORK/out" "${reader[@]}" --nsqd-tcp-address="$TCP" --topic=bench_sub \
+                --runfor=100ms --count=1 || true
+            run_tool "$WORK/out" "${writer[@]}" --nsqd-tcp-address="$TCP" --topic=bench_sub \
+                --count="$BACKLOG" --runfor=20s || true
+            published=$(field msgs "$WORK/out")
+            if [[ -n $published && $published -gt 0 ]]; then
+                run_tool "$WORK/out" "${reader[@]}" "${TARGS[@]}" --nsqd-tcp-address="$TCP" \
+                    --topic=bench_sub --count="$published" || true
+                record "$run" consume "$t" "$(field 'msgs/s' "$WORK/out")"
+            else
+                record "$run" consume "$t" -
+            fi
+            finish_nsqd "$name"
+        done
+    done
+    table "$TRANSPORTS" "columns are transports, nsqd --durability=$TRANSPORT_LEVEL"
+else
+    for run in $(seq "$REPEAT"); do
+        for level in $LEVELS; do
+            echo "run $run, --durability=$level" >&2
+
+            name=$run-$level-pub
+            start_nsqd "$level" "$name"
+            run_tool "$WORK/out" "${writer[@]}" --nsqd-tcp-address="$TCP" --topic=bench_pub || true
+            record "$run" publish "$level" "$(field 'msgs/s' "$WORK/out")"
+            finish_nsqd "$name"
+
+            name=$run-$level-sub
+            start_nsqd "$level" "$name"
+            # Subscribe once (nothing to read yet) so the channel exists and the backlog is queued
+            # for it, as it would be for a consumer that fell behind.
+            run_tool "$WORK/out" "${reader[@]}" --nsqd-tcp-address="$TCP" --topic=bench_sub \
+                --runfor=100ms --count=1 || true
+            # The backlog is bounded by count and by time, so a slow level cannot stall the script.
+            run_tool "$WORK/out" "${writer[@]}" --nsqd-tcp-address="$TCP" --topic=bench_sub \
+                --count="$BACKLOG" --runfor=20s || true
+            published=$(field msgs "$WORK/out")
+            if [[ -n $published && $published -gt 0 ]]; then
+                run_tool "$WORK/out" "${reader[@]}" --nsqd-tcp-address="$TCP" --topic=bench_sub \
+                    --count="$published" || true
+                record "$run" consume "$level" "$(field 'msgs/s' "$WORK/out")"
+            else
+                record "$run" consume "$level" -
+            fi
+            finish_nsqd "$name"
+
+            name=$run-$level-pubsub
+            start_nsqd "$level" "$name"
+            run_tool "$WORK/out" "$BIN_DIR/bench_pubsub" "${common[@]}" --batch-size="$BATCH" \
+                --pipeline="$PIPELINE" --rdy="$RDY" --nsqd-tcp-address="$TCP" \
+                --topic=bench_pubsub || true
+            record "$run" "pub+sub: publish" "$level" "$(field 'pub msgs/s' "$WORK/out")"
+            record "$run" "pub+sub: consume" "$level" "$(field 'sub msgs/s' "$WORK/out")"
+            record "$run" "pub+sub: backlog" "$level" "$(field backlog "$WORK/out")"
+            finish_nsqd "$name"
+        done
+    done
+
+    table "$LEVELS" ""
+fi
+
 
 if [[ $REPEAT -gt 1 ]]; then
     echo
-    echo "every run (run, row, level, value):"
+    echo "every run (run, row, level or transport, value):"
     sed 's/^/  /' "$RESULTS"
 fi

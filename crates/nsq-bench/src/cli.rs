@@ -9,6 +9,7 @@ use nsq_flags::{Flag, FlagSet, Parsed, Values};
 
 use crate::reader::ReaderOpts;
 use crate::report;
+use crate::transport::{Compression, Transport};
 use crate::writer::WriterOpts;
 
 pub fn address_flag() -> Flag {
@@ -61,6 +62,54 @@ pub fn reader_flags() -> [Flag; 2] {
         Flag::string("channel", "ch", "channel to receive messages on"),
         Flag::int("rdy", 2500, "RDY count to use"),
     ]
+}
+
+/// The connection upgrades negotiated in IDENTIFY, shared by every tool.
+pub fn transport_flags() -> [Flag; 5] {
+    [
+        Flag::bool("tls", false, "upgrade the connection to TLS in IDENTIFY"),
+        Flag::string(
+            "tls-ca-file",
+            "",
+            "PEM file of CA certificates to verify nsqd's certificate with (needs --tls; \
+             without it any certificate is accepted: benchmarks only)",
+        ),
+        Flag::bool(
+            "snappy",
+            false,
+            "compress the connection with snappy (after TLS)",
+        ),
+        Flag::bool(
+            "deflate",
+            false,
+            "compress the connection with deflate (after TLS)",
+        ),
+        Flag::int("deflate-level", 6, "deflate compression level (1-9)"),
+    ]
+}
+
+/// The transport the flags of [`transport_flags`] ask for.
+pub fn transport(v: &Values) -> Result<Transport> {
+    let ca = v.string("tls-ca-file");
+    let tls = v.bool("tls");
+    if !ca.is_empty() && !tls {
+        bail!("--tls-ca-file needs --tls");
+    }
+    let level = v.int("deflate-level");
+    if !(1..=9).contains(&level) {
+        bail!("--deflate-level must be between 1 and 9 (got {level})");
+    }
+    let compression = match (v.bool("snappy"), v.bool("deflate")) {
+        (true, true) => bail!("--snappy and --deflate cannot be used together"),
+        (true, false) => Compression::Snappy,
+        (false, true) => Compression::Deflate(level as u32),
+        (false, false) => Compression::None,
+    };
+    Ok(Transport {
+        tls,
+        tls_ca_file: (!ca.is_empty()).then(|| ca.into()),
+        compression,
+    })
 }
 
 /// Parses the arguments after the program name. Help prints the usage and exits 0; a bad flag
@@ -142,6 +191,7 @@ pub fn writer_opts(v: &Values) -> Result<WriterOpts> {
         } else {
             0
         },
+        transport: transport(v)?,
     })
 }
 
@@ -158,6 +208,7 @@ pub fn reader_opts(v: &Values) -> Result<ReaderOpts> {
         } else {
             0
         },
+        transport: transport(v)?,
     })
 }
 
@@ -204,7 +255,7 @@ mod tests {
             .flag(runfor_flag())
             .flag(deadline_flag())
             .flag(Flag::int("count", 0, "stop after this many"));
-        for f in writer_flags() {
+        for f in writer_flags().into_iter().chain(transport_flags()) {
             fs.add(f);
         }
         fs
@@ -225,6 +276,28 @@ mod tests {
         assert_eq!((o.size, o.batch_size, o.pipeline), (200, 200, 1));
         assert_eq!(o.runfor, Duration::from_secs(10));
         assert_eq!(o.count, 0);
+        assert_eq!(o.transport, Transport::default());
+    }
+
+    #[test]
+    fn transport_flags_combine_and_check() {
+        let fs = writer_set();
+        let t = writer_opts(&values(&fs, &["--tls", "--tls-ca-file=ca.pem", "--snappy"]))
+            .unwrap()
+            .transport;
+        assert!(t.tls);
+        assert_eq!(
+            t.tls_ca_file.as_deref(),
+            Some(std::path::Path::new("ca.pem"))
+        );
+        assert_eq!(t.compression, Compression::Snappy);
+        let t = writer_opts(&values(&fs, &["--deflate", "--deflate-level=9"]))
+            .unwrap()
+            .transport;
+        assert_eq!((t.tls, t.compression), (false, Compression::Deflate(9)));
+        assert!(writer_opts(&values(&fs, &["--snappy", "--deflate"])).is_err());
+        assert!(writer_opts(&values(&fs, &["--deflate", "--deflate-level=0"])).is_err());
+        assert!(writer_opts(&values(&fs, &["--tls-ca-file=ca.pem"])).is_err());
     }
 
     #[test]

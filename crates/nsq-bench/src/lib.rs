@@ -3,6 +3,9 @@
 //! the flags and summary line of NSQ's Go bench tools, plus `scripts/bench.sh`, which compares
 //! nsqd's `--durability` levels.
 //!
+//! All three can negotiate TLS and snappy or deflate compression in IDENTIFY (`--tls`,
+//! `--snappy`, `--deflate`) to measure what each transport costs.
+//!
 //! Unlike NSQ's tools, which open one connection per CPU, each side here uses one connection:
 //! the figures then measure one client's throughput and stay comparable across machines.
 #![forbid(unsafe_code)]
@@ -12,6 +15,7 @@ pub mod conn;
 pub mod proto;
 pub mod reader;
 pub mod report;
+pub mod transport;
 pub mod writer;
 
 /// `user_agent` sent in IDENTIFY, e.g. `bench_writer/nsq-rs-1.3.0`.

@@ -39,6 +39,34 @@ pub fn identify(client_id: &str, user_agent: &str) -> Vec<u8> {
     out
 }
 
+/// `IDENTIFY` with `feature_negotiation` and the upgrades asked for. nsqd answers with its JSON
+/// settings, then performs the upgrades in order (TLS, then compression), confirming each with an
+/// `OK` sent through the new layer.
+pub fn identify_negotiate(
+    client_id: &str,
+    user_agent: &str,
+    tls: bool,
+    snappy: bool,
+    deflate_level: Option<u32>,
+) -> Vec<u8> {
+    let mut body = serde_json::json!({
+        "client_id": client_id,
+        "hostname": client_id,
+        "user_agent": user_agent,
+        "feature_negotiation": true,
+        "tls_v1": tls,
+        "snappy": snappy,
+        "deflate": deflate_level.is_some(),
+    });
+    if let Some(level) = deflate_level {
+        body["deflate_level"] = level.into();
+    }
+    let body = body.to_string();
+    let mut out = b"IDENTIFY\n".to_vec();
+    put_sized(&mut out, body.as_bytes());
+    out
+}
+
 pub fn sub(topic: &str, channel: &str) -> Vec<u8> {
     format!("SUB {topic} {channel}\n").into_bytes()
 }
@@ -158,6 +186,17 @@ mod tests {
         let v: serde_json::Value = serde_json::from_slice(body).unwrap();
         assert_eq!(v["client_id"], "writer");
         assert_eq!(v["user_agent"], "bench_writer/x");
+    }
+
+    #[test]
+    fn identify_negotiate_asks_for_upgrades() {
+        let cmd = identify_negotiate("w", "ua", true, false, Some(3));
+        let v: serde_json::Value = serde_json::from_slice(&cmd[b"IDENTIFY\n".len() + 4..]).unwrap();
+        assert_eq!(v["feature_negotiation"], true);
+        assert_eq!(v["tls_v1"], true);
+        assert_eq!(v["snappy"], false);
+        assert_eq!(v["deflate"], true);
+        assert_eq!(v["deflate_level"], 3);
     }
 
     #[test]

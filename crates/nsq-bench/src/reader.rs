@@ -9,6 +9,7 @@ use anyhow::{bail, Result};
 use crate::conn::{Conn, Event};
 use crate::proto;
 use crate::report::Summary;
+use crate::transport::Transport;
 
 #[derive(Debug, Clone)]
 pub struct ReaderOpts {
@@ -21,6 +22,8 @@ pub struct ReaderOpts {
     pub runfor: Duration,
     /// Stop after this many messages (0: no limit, only `runfor`).
     pub count: u64,
+    /// TLS and compression negotiated in IDENTIFY (default: none).
+    pub transport: Transport,
 }
 
 /// A connected, subscribed consumer (RDY 0, so nothing flows yet) waiting for the start signal.
@@ -36,7 +39,7 @@ impl Reader {
         let mut conn = Conn::connect(&opts.addr)?;
         // Handshake answers are immediate; a silent nsqd must not hang the tool.
         conn.set_read_timeout(Some(Duration::from_secs(10)))?;
-        conn.command_ok(&proto::identify("reader", user_agent), "IDENTIFY")?;
+        conn.identify("reader", user_agent, &opts.transport)?;
         conn.command_ok(&proto::sub(&opts.topic, &opts.channel), "SUB")?;
         Ok(Reader { conn, opts })
     }

@@ -8,6 +8,7 @@ use anyhow::{bail, Result};
 use crate::conn::{Conn, Event};
 use crate::proto;
 use crate::report::Summary;
+use crate::transport::Transport;
 
 /// How long a single MPUB may go unanswered before the run is abandoned. Generous because an
 /// fsync on a busy disk can take seconds; still bounded so the tool always ends.
@@ -24,6 +25,8 @@ pub struct WriterOpts {
     pub runfor: Duration,
     /// Stop after this many messages (0: no limit, only `runfor`).
     pub count: u64,
+    /// TLS and compression negotiated in IDENTIFY (default: none).
+    pub transport: Transport,
 }
 
 /// A connected, identified publisher waiting for the start signal.
@@ -37,7 +40,7 @@ impl Writer {
     pub fn connect(opts: WriterOpts, user_agent: &str) -> Result<Writer> {
         let mut conn = Conn::connect(&opts.addr)?;
         conn.set_read_timeout(Some(RESPONSE_TIMEOUT))?;
-        conn.command_ok(&proto::identify("writer", user_agent), "IDENTIFY")?;
+        conn.identify("writer", user_agent, &opts.transport)?;
         // Every message has the same body, as in NSQ's tool; its content does not matter.
         let body = vec![b'a'; opts.size];
         let batch = proto::mpub(&opts.topic, &body, opts.batch_size)?;

@@ -138,6 +138,7 @@ fn writer_opts(addr: String) -> WriterOpts {
         pipeline: 4,
         runfor: Duration::from_secs(10),
         count: 1050,
+        transport: Default::default(),
     }
 }
 
@@ -150,6 +151,7 @@ fn reader_opts(addr: String) -> ReaderOpts {
         rdy: 100,
         runfor: Duration::from_secs(10),
         count: 500,
+        transport: Default::default(),
     }
 }
 

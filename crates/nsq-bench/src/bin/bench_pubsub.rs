@@ -21,7 +21,11 @@ fn main() -> ExitCode {
         .flag(cli::size_flag())
         .flag(cli::runfor_flag())
         .flag(cli::deadline_flag());
-    for f in cli::writer_flags().into_iter().chain(cli::reader_flags()) {
+    for f in cli::writer_flags()
+        .into_iter()
+        .chain(cli::reader_flags())
+        .chain(cli::transport_flags())
+    {
         fs.add(f);
     }
     let values = cli::parse_or_exit(&fs, std::env::args().skip(1).collect());

@@ -23,7 +23,10 @@ fn main() -> ExitCode {
             0,
             "stop after receiving this many messages (0: run for --runfor)",
         ));
-    for f in cli::reader_flags() {
+    for f in cli::reader_flags()
+        .into_iter()
+        .chain(cli::transport_flags())
+    {
         fs.add(f);
     }
     let values = cli::parse_or_exit(&fs, std::env::args().skip(1).collect());

@@ -24,7 +24,10 @@ fn main() -> ExitCode {
             0,
             "stop after publishing this many messages (0: run for --runfor)",
         ));
-    for f in cli::writer_flags() {
+    for f in cli::writer_flags()
+        .into_iter()
+        .chain(cli::transport_flags())
+    {
         fs.add(f);
     }
     let values = cli::parse_or_exit(&fs, std::env::args().skip(1).collect());

@@ -9,11 +9,13 @@
 //! 4. [`FlagSet::resolve`] into [`Values`] and read them with the typed getters.
 #![forbid(unsafe_code)]
 
+pub mod daemon;
 pub mod duration;
 mod flagset;
 mod resolve;
 mod scalar;
 
+pub use daemon::{ArgsError, DaemonArgs};
 pub use duration::{
     format_go_duration, format_go_duration_nanos, parse_go_duration, parse_go_duration_nanos,
     DurationError,

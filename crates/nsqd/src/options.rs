@@ -8,8 +8,8 @@ use std::time::Duration;
 use md5::{Digest, Md5};
 use nsq_daemon::LogLevel;
 use nsq_flags::{
-    format_go_float, go_quote, load_config_file, parse_go_bool, ConfigError, Flag, FlagError,
-    FlagSet, Parsed, Values,
+    format_go_float, go_quote, parse_go_bool, ArgsError, ConfigError, DaemonArgs, Flag, FlagError,
+    FlagSet, Values,
 };
 use serde_json::{json, Value as Json};
 
@@ -198,23 +198,13 @@ fn parse_for_host(
     args: impl IntoIterator<Item = String>,
     hostname: &str,
 ) -> Result<Outcome, OptionsError> {
-    let flags = flag_set(hostname);
-    let cli = match flags.parse(args)? {
-        Parsed::Help(text) => return Ok(Outcome::Help(text)),
-        Parsed::Args(cli) => cli,
+    let values = match flag_set(hostname).parse_daemon(args) {
+        Ok(DaemonArgs::Help(text)) => return Ok(Outcome::Help(text)),
+        Ok(DaemonArgs::Version) => return Ok(Outcome::Version),
+        Ok(DaemonArgs::Run(values)) => values,
+        Err(ArgsError::Flag(e)) => return Err(e.into()),
+        Err(ArgsError::Config(e)) => return Err(e.into()),
     };
-    // The version check comes before the config file is read, so `--version` works even with a
-    // broken file.
-    if cli.values().bool("version") {
-        return Ok(Outcome::Version);
-    }
-    let config_path = cli.values().string("config");
-    let config = if config_path.is_empty() {
-        None
-    } else {
-        Some(load_config_file(config_path)?)
-    };
-    let values = flags.resolve(&cli, config.as_ref())?;
     let mut options = Options::from_values(&values);
     options.validate()?;
     Ok(Outcome::Run(Box::new(options)))

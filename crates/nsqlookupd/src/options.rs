@@ -4,7 +4,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use nsq_daemon::LogLevel;
-use nsq_flags::{load_config_file, ConfigError, Flag, FlagError, FlagSet, Parsed, Values};
+use nsq_flags::{ArgsError, ConfigError, DaemonArgs, Flag, FlagError, FlagSet, Values};
 
 /// Every nsqlookupd option after flags, config file and defaults have been merged.
 #[derive(Debug, Clone, PartialEq)]
@@ -66,26 +66,16 @@ fn parse_for_host(
     args: impl IntoIterator<Item = String>,
     hostname: &str,
 ) -> Result<Outcome, OptionsError> {
-    let flags = flag_set(hostname);
-    let cli = match flags.parse(args)? {
-        Parsed::Help(text) => return Ok(Outcome::Help(text)),
-        Parsed::Args(cli) => cli,
+    let values = match flag_set(hostname).parse_daemon(args) {
+        Ok(DaemonArgs::Help(text)) => return Ok(Outcome::Help(text)),
+        Ok(DaemonArgs::Version) => return Ok(Outcome::Version),
+        Ok(DaemonArgs::Run(values)) => values,
+        Err(ArgsError::Flag(e)) => return Err(e.into()),
+        Err(ArgsError::Config(e)) => return Err(e.into()),
     };
-    // Checked before the config file is read, so `--version` works even with a broken file.
-    if cli.values().bool("version") {
-        return Ok(Outcome::Version);
-    }
-    let config_path = cli.values().string("config");
-    let config = if config_path.is_empty() {
-        None
-    } else {
-        Some(load_config_file(config_path)?)
-    };
-    let values = flags.resolve(&cli, config.as_ref())?;
     Ok(Outcome::Run(Box::new(Options::from_values(&values))))
 }
 
-/// Accepts NSQ's level words in any case and stores them lowercased.
 /// nsqlookupd's flags. `hostname` is the default `--broadcast-address`.
 pub fn flag_set(hostname: &str) -> FlagSet {
     FlagSet::new("nsqlookupd")

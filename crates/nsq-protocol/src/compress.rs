@@ -144,6 +144,8 @@ impl StreamCodec for Snappy {
 pub struct Deflate {
     comp: Compress,
     decomp: Decompress,
+    /// Reused between reads so decoding allocates nothing per read.
+    scratch: Vec<u8>,
 }
 
 impl Deflate {
@@ -151,6 +153,7 @@ impl Deflate {
         Deflate {
             comp: Compress::new(Compression::new(level.min(9)), false),
             decomp: Decompress::new(false),
+            scratch: vec![0u8; 64 * 1024],
         }
     }
 }
@@ -180,13 +183,13 @@ impl StreamCodec for Deflate {
 
     fn decode(&mut self, input: &[u8], plain: &mut BytesMut) -> Result<(), CodecError> {
         let mut input = input;
-        let mut buf = vec![0u8; 64 * 1024];
+        let buf = &mut self.scratch;
         loop {
             let before_in = self.decomp.total_in();
             let before_out = self.decomp.total_out();
             let status = self
                 .decomp
-                .decompress(input, &mut buf, FlushDecompress::None)
+                .decompress(input, buf, FlushDecompress::None)
                 .map_err(|e| CodecError::Deflate(e.to_string()))?;
             let consumed = (self.decomp.total_in() - before_in) as usize;
             let produced = (self.decomp.total_out() - before_out) as usize;

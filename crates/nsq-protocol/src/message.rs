@@ -11,15 +11,21 @@ pub const MESSAGE_HEADER_LEN: usize = 8 + 2 + 16;
 pub struct MessageId(pub [u8; 16]);
 
 impl MessageId {
-    /// Hex-encodes a GUID the way NSQ does (big-endian, lowercase).
+    /// Hex-encodes a GUID the way NSQ does (big-endian, lowercase). Runs once per published
+    /// message, so the nibbles are spread to bytes and mapped to ASCII in registers (about a
+    /// fifth of the instructions of a per-nibble table lookup).
     pub fn from_guid(guid: u64) -> MessageId {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
-        let mut out = [0u8; 16];
-        for (i, byte) in guid.to_be_bytes().iter().enumerate() {
-            out[i * 2] = HEX[(byte >> 4) as usize];
-            out[i * 2 + 1] = HEX[(byte & 0xf) as usize];
-        }
-        MessageId(out)
+        const LO: u128 = 0x0101_0101_0101_0101_0101_0101_0101_0101;
+        // Nibble j (counted from the least significant) moves from bit 4j to bit 8j, so the
+        // big-endian bytes of `x` are the nibbles in printing order.
+        let mut x = guid as u128;
+        x = (x | (x << 32)) & 0x0000_0000_ffff_ffff_0000_0000_ffff_ffff;
+        x = (x | (x << 16)) & 0x0000_ffff_0000_ffff_0000_ffff_0000_ffff;
+        x = (x | (x << 8)) & 0x00ff_00ff_00ff_00ff_00ff_00ff_00ff_00ff;
+        x = (x | (x << 4)) & (LO * 0x0f);
+        // Bytes of 10 and more get bit 4 once 6 is added: those need 'a' - '0' - 10 = 39 more.
+        let letters = ((x + LO * 6) >> 4) & LO;
+        MessageId((x + LO * b'0' as u128 + letters * 39).to_be_bytes())
     }
 
     pub fn from_slice(b: &[u8]) -> Option<MessageId> {
@@ -110,6 +116,19 @@ mod tests {
             *b"0d9c3b7a1e2f4000"
         );
         assert_eq!(MessageId::from_guid(0).0, *b"0000000000000000");
+        assert_eq!(MessageId::from_guid(u64::MAX).0, *b"ffffffffffffffff");
+        assert_eq!(
+            MessageId::from_guid(0x0123_4567_89ab_cdef).0,
+            *b"0123456789abcdef"
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn guid_hex_matches_format(guid in proptest::prelude::any::<u64>()) {
+            let text = format!("{guid:016x}");
+            proptest::prop_assert_eq!(&MessageId::from_guid(guid).0[..], text.as_bytes());
+        }
     }
 
     #[test]

@@ -442,6 +442,9 @@ pub struct JournalWriter {
     io: std::sync::Mutex<(u64, File, u64)>,
     /// Events were appended since the last checkpoint.
     dirty: std::sync::atomic::AtomicBool,
+    /// The last flushed buffer, emptied, reused as the next pending buffer (only touched with
+    /// `io` held) so every flush does not start a buffer from nothing.
+    spare: std::sync::Mutex<Vec<u8>>,
 }
 
 fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -462,6 +465,7 @@ impl JournalWriter {
             pending: std::sync::Mutex::new(Vec::new()),
             io: std::sync::Mutex::new((snap.generation, file, len)),
             dirty: std::sync::atomic::AtomicBool::new(false),
+            spare: std::sync::Mutex::new(Vec::new()),
             files,
         })
     }
@@ -488,7 +492,8 @@ impl JournalWriter {
     /// Writes the pending events (and fsyncs with `sync`).
     pub fn flush(&self, sync: bool) -> std::io::Result<()> {
         let mut io = lock(&self.io);
-        let buf = std::mem::take(&mut *lock(&self.pending));
+        let mut spare = lock(&self.spare);
+        let mut buf = std::mem::replace(&mut *lock(&self.pending), std::mem::take(&mut *spare));
         if !buf.is_empty() {
             if let Err(e) = append_whole(&mut io, &buf) {
                 let mut p = lock(&self.pending);
@@ -498,6 +503,11 @@ impl JournalWriter {
                 return Err(e);
             }
         }
+        if buf.capacity() <= 1 << 20 {
+            buf.clear();
+            *spare = buf;
+        }
+        drop(spare);
         if sync {
             io.1.sync_data()?;
         }

@@ -10,7 +10,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 
@@ -140,6 +140,7 @@ async fn handle(nsqd: Arc<Nsqd>, mut stream: Box<dyn Transport>, addr: String, i
         rdy: 0,
         sub: None,
         taken: Vec::with_capacity(MAX_BATCH),
+        fins: Vec::new(),
         eof: false,
         journal_dirty: false,
         commits: Vec::new(),
@@ -203,6 +204,8 @@ struct Conn {
     rdy: i64,
     sub: Option<(Arc<Topic>, Arc<Channel>)>,
     taken: Vec<Message>,
+    /// FINs parsed and not yet applied (see `apply_fins`).
+    fins: Vec<nsq_protocol::MessageId>,
     /// The client closed its side; buffered commands still run.
     eof: bool,
     /// The channel journal has events this connection appended and has not yet written.
@@ -273,8 +276,23 @@ impl Conn {
                 return self.commit_failed;
             }
             // Execute every complete command already buffered.
+            let mut finished_any = false;
             loop {
                 let parsed = parse_command(&self.rbuf, &self.parse_ctx(), &self.nsqd.limits);
+                if let Ok(Parsed::Complete {
+                    cmd: Command::Fin { id },
+                    consumed,
+                }) = parsed
+                {
+                    // Runs of FINs (a consumer's normal traffic) are applied together below.
+                    self.rbuf.advance(consumed);
+                    self.fins.push(id);
+                    finished_any = true;
+                    continue;
+                }
+                if let Err(e) = self.apply_fins() {
+                    return self.fail(e).await;
+                }
                 match parsed {
                     Ok(Parsed::Incomplete) => break,
                     Ok(Parsed::Complete { cmd, consumed }) => {
@@ -305,6 +323,9 @@ impl Conn {
                         return self.fail(error).await;
                     }
                 }
+            }
+            if finished_any {
+                deadline = self.read_deadline();
             }
 
             let more = self.deliver();
@@ -539,6 +560,65 @@ impl Conn {
         n == want
     }
 
+    /// Applies the FINs collected in `fins` under one channel lock and journals them as one
+    /// event. Error frames for IDs that were not in flight come out in the FINs' order, and
+    /// before any later command's response, because every other command applies pending FINs
+    /// first.
+    fn apply_fins(&mut self) -> Result<(), WireError> {
+        if self.fins.is_empty() {
+            return Ok(());
+        }
+        let (_, channel) = self.subscription()?;
+        let channel = channel.clone();
+        let mut fins = std::mem::take(&mut self.fins);
+        let mut failed = Vec::new();
+        {
+            let mut ci = channel.inner.lock();
+            let ci = &mut *ci;
+            // Clocks are read once per batch, and only when end-to-end latency is tracked.
+            let clock = ci
+                .e2e
+                .as_ref()
+                .map(|_| (Instant::now(), crate::topic::unix_nanos()));
+            fins.retain(|id| match ci.state.finish(self.client.id, id) {
+                Ok(f) => {
+                    if let (Some(e2e), Some((now, nanos))) = (ci.e2e.as_mut(), clock) {
+                        e2e.record(now, nanos - f.msg.timestamp);
+                    }
+                    true
+                }
+                Err(e) => {
+                    failed.push(format!("FIN {} failed {e}", id.as_text()));
+                    false
+                }
+            });
+            if let (false, Some(j)) = (fins.is_empty(), channel.journal.as_ref()) {
+                let event = JournalEvent::Finish(fins);
+                j.append(&event);
+                self.journal_dirty = true;
+                fins = match event {
+                    JournalEvent::Finish(ids) => ids,
+                    _ => Vec::new(),
+                };
+            }
+        }
+        let done = fins.len();
+        if done > 0 {
+            self.client
+                .in_flight
+                .fetch_sub(done as i64, Ordering::AcqRel);
+            self.client
+                .finish_count
+                .fetch_add(done as u64, Ordering::Relaxed);
+        }
+        for desc in failed {
+            self.soft_error(ErrorCode::FinFailed, desc);
+        }
+        fins.clear();
+        self.fins = fins;
+        Ok(())
+    }
+
     fn subscription(&self) -> Result<(&Arc<Topic>, &Arc<Channel>), WireError> {
         self.sub
             .as_ref()
@@ -571,31 +651,8 @@ impl Conn {
                 Ok(())
             }
             Command::Fin { id } => {
-                let (_, channel) = self.subscription()?;
-                let channel = channel.clone();
-                let res = {
-                    let mut ci = channel.inner.lock();
-                    let res = ci.state.finish(self.client.id, &id);
-                    if let (Ok(f), Some(e2e)) = (&res, ci.e2e.as_mut()) {
-                        e2e.record(Instant::now(), crate::topic::unix_nanos() - f.msg.timestamp);
-                    }
-                    if let (Ok(_), Some(j)) = (&res, channel.journal.as_ref()) {
-                        j.append(&JournalEvent::Finish(vec![id]));
-                        self.journal_dirty = true;
-                    }
-                    res
-                };
-                match res {
-                    Ok(_) => {
-                        self.client.in_flight.fetch_sub(1, Ordering::AcqRel);
-                        self.client.finish_count.fetch_add(1, Ordering::Relaxed);
-                    }
-                    Err(e) => self.soft_error(
-                        ErrorCode::FinFailed,
-                        format!("FIN {} failed {e}", id.as_text()),
-                    ),
-                }
-                Ok(())
+                self.fins.push(id);
+                self.apply_fins()
             }
             Command::Req {
                 id,

@@ -231,6 +231,45 @@ fn double_fin_second_fails_non_fatally() {
     c.probe("other");
 }
 
+/// FINs sent together are applied together; their errors must still come out in order and
+/// before the response of any command after them, and the good ones must all count.
+#[test]
+fn fins_in_one_write_keep_their_order_with_other_commands() {
+    let n = Nsqd::start(&[]);
+    let mut c = consumer(&n, None, 3);
+    for body in [b"a", b"b", b"c"] {
+        publish(&n, body);
+    }
+    let ids: Vec<String> = (0..3)
+        .map(|_| c.read_message().id_str().to_string())
+        .collect();
+    let mut burst = Vec::new();
+    burst.extend(cmd_bytes(&format!("FIN {}", ids[0]), None));
+    burst.extend(cmd_bytes("FIN 000000000000000a", None));
+    burst.extend(cmd_bytes(&format!("FIN {}", ids[1]), None));
+    burst.extend(cmd_bytes("FIN 000000000000000b", None));
+    burst.extend(cmd_bytes("PUB t", Some(b"d")));
+    burst.extend(cmd_bytes("FIN 000000000000000c", None));
+    burst.extend(cmd_bytes(&format!("FIN {}", ids[2]), None));
+    c.send(&burst);
+    c.expect_error("E_FIN_FAILED FIN 000000000000000a failed ID not in flight");
+    c.expect_error("E_FIN_FAILED FIN 000000000000000b failed ID not in flight");
+    // The published message may be delivered before or after the OK: RDY is free again.
+    let mut msgs = Vec::new();
+    let f = c.read_response_collecting(&mut msgs);
+    assert_eq!(f.text(), "OK");
+    let f = c.read_response_collecting(&mut msgs);
+    assert_eq!(
+        f.text(),
+        "E_FIN_FAILED FIN 000000000000000c failed ID not in flight"
+    );
+    let ch = eventually(|| {
+        let ch = n.channel_stats("t", "c")?;
+        (ch["clients"][0]["finish_count"] == 3).then_some(ch)
+    });
+    assert_eq!(ch["message_count"], 4);
+}
+
 #[test]
 fn fin_success_has_no_reply_and_is_counted() {
     let n = Nsqd::start(&[]);

@@ -232,8 +232,40 @@ fn message_id(buf: &[u8], r: &Range<usize>) -> Result<MessageId, CommandError> {
     MessageId::from_slice(&buf[r.clone()]).ok_or_else(|| invalid("invalid message ID"))
 }
 
+/// The common form of a consumer's most frequent command, `FIN <16-byte id>\n`, in a state
+/// where it is valid, answered without the general line scan. Anything else (other spacing,
+/// `\r\n`, a state or TLS error) is left to the general parser, so results are identical.
+fn parse_plain_fin(buf: &[u8], ctx: &ParseCtx) -> Option<Parsed> {
+    const LEN: usize = 4 + 16 + 1;
+    let line = buf.get(..LEN)?;
+    if &line[..4] != b"FIN "
+        || line[LEN - 1] != b'\n'
+        || ctx.tls_gate
+        || !matches!(ctx.state, ConnState::Subscribed | ConnState::Closing)
+    {
+        return None;
+    }
+    let id = &line[4..LEN - 1];
+    if id.iter().any(|&b| b == b' ' || b == b'\n') {
+        return None;
+    }
+    Some(Parsed::Complete {
+        cmd: Command::Fin {
+            id: MessageId::from_slice(id)?,
+        },
+        consumed: LEN,
+    })
+}
+
 /// Parses the command at the start of `buf`.
 pub fn parse_command(buf: &[u8], ctx: &ParseCtx, limits: &Limits) -> Result<Parsed, CommandError> {
+    match parse_plain_fin(buf, ctx) {
+        Some(fin) => Ok(fin),
+        None => parse_general(buf, ctx, limits),
+    }
+}
+
+fn parse_general(buf: &[u8], ctx: &ParseCtx, limits: &Limits) -> Result<Parsed, CommandError> {
     let Some(nl) = memchr::memchr(b'\n', &buf[..buf.len().min(MAX_LINE_LEN)]) else {
         if buf.len() >= MAX_LINE_LEN {
             return Err(CommandError::LineTooLong);
@@ -1128,6 +1160,25 @@ mod tests {
         fn never_panics(data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300)) {
             for state in [ConnState::Init, ConnState::Subscribed, ConnState::Closing] {
                 let _ = parse(&data, state);
+            }
+        }
+
+        #[test]
+        fn plain_fin_shortcut_agrees_with_the_general_parser(
+            id in proptest::collection::vec(proptest::prelude::any::<u8>(), 16),
+            tail in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..8),
+            tls_gate in proptest::prelude::any::<bool>(),
+        ) {
+            let mut buf = b"FIN ".to_vec();
+            buf.extend_from_slice(&id);
+            buf.push(b'\n');
+            buf.extend_from_slice(&tail);
+            for state in [ConnState::Init, ConnState::Subscribed, ConnState::Closing] {
+                let ctx = ParseCtx { tls_gate, ..ctx(state) };
+                let general = parse_general(&buf, &ctx, &limits());
+                if let Some(fast) = parse_plain_fin(&buf, &ctx) {
+                    proptest::prop_assert_eq!(Ok(fast), general);
+                }
             }
         }
 

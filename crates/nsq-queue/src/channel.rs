@@ -156,8 +156,14 @@ impl ChannelState {
 
     /// FIN: the message is done.
     pub fn finish(&mut self, client: ClientId, id: &MessageId) -> Result<InFlight, MsgError> {
-        self.owned(client, id)?;
-        self.in_flight.remove(id).ok_or(MsgError::NotInFlight)
+        // One hash lookup: this runs for every message consumed.
+        match self.in_flight.entry(*id) {
+            std::collections::hash_map::Entry::Occupied(e) if e.get().client == client => {
+                Ok(e.remove())
+            }
+            std::collections::hash_map::Entry::Occupied(_) => Err(MsgError::NotOwner),
+            std::collections::hash_map::Entry::Vacant(_) => Err(MsgError::NotInFlight),
+        }
     }
 
     /// REQ: back into the queue now (`delay` zero) or after `delay`. Returns `true` when the

@@ -37,6 +37,8 @@ const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Upper bound on messages taken from a channel per loop iteration.
 const MAX_BATCH: usize = 256;
+/// Free space kept in the read buffer before each read.
+const READ_ROOM: usize = 16 * 1024;
 /// Upper bound on body bytes taken per loop iteration.
 const MAX_BATCH_BYTES: usize = 1 << 20;
 
@@ -348,6 +350,11 @@ impl Conn {
             } else {
                 &mut self.rbuf
             };
+            // Room for a burst of commands in one read. Left to itself, reading into a full
+            // buffer grows it 64 bytes at a time, which costs a reallocation or a shift per read.
+            if target.capacity() - target.len() < READ_ROOM / 4 {
+                target.reserve(READ_ROOM);
+            }
             let event = tokio::select! {
                 r = self.stream.read_buf(target) => Event::Read(r),
                 _ = self.client.notify.notified() => Event::Wake,

@@ -37,8 +37,14 @@ const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Upper bound on messages taken from a channel per loop iteration.
 const MAX_BATCH: usize = 256;
-/// Free space kept in the read buffer before each read.
-const READ_ROOM: usize = 16 * 1024;
+/// Least free space in the read buffer before a read.
+const MIN_READ_ROOM: usize = 1024;
+/// Initial buffer sizes. Small, so that thousands of idle consumers cost little; the buffers
+/// grow with a connection's traffic and keep their size.
+const INITIAL_READ_BUF: usize = 4096;
+/// Most room reserved for one read.
+const MAX_READ_ROOM: usize = 256 * 1024;
+const INITIAL_WRITE_BUF: usize = 1024;
 /// Upper bound on body bytes taken per loop iteration.
 const MAX_BATCH_BYTES: usize = 1 << 20;
 
@@ -134,8 +140,8 @@ async fn handle(nsqd: Arc<Nsqd>, mut stream: Box<dyn Transport>, addr: String, i
         encoded: Vec::new(),
         tls: false,
         auth: crate::auth::ConnAuth::new(),
-        rbuf: BytesMut::with_capacity(16 * 1024),
-        wbuf: BytesMut::with_capacity(16 * 1024),
+        rbuf: BytesMut::with_capacity(INITIAL_READ_BUF),
+        wbuf: BytesMut::with_capacity(INITIAL_WRITE_BUF),
         state: ConnState::Init,
         identified: false,
         neg,
@@ -143,6 +149,7 @@ async fn handle(nsqd: Arc<Nsqd>, mut stream: Box<dyn Transport>, addr: String, i
         sub: None,
         taken: Vec::with_capacity(MAX_BATCH),
         fins: Vec::new(),
+        read_room: INITIAL_READ_BUF,
         eof: false,
         journal_dirty: false,
         commits: Vec::new(),
@@ -206,6 +213,8 @@ struct Conn {
     rdy: i64,
     sub: Option<(Arc<Topic>, Arc<Channel>)>,
     taken: Vec<Message>,
+    /// Free space to reserve when the read buffer runs low (grows with the traffic).
+    read_room: usize,
     /// FINs parsed and not yet applied (see `apply_fins`).
     fins: Vec<nsq_protocol::MessageId>,
     /// The client closed its side; buffered commands still run.
@@ -350,11 +359,14 @@ impl Conn {
             } else {
                 &mut self.rbuf
             };
-            // Room for a burst of commands in one read. Left to itself, reading into a full
-            // buffer grows it 64 bytes at a time, which costs a reallocation or a shift per read.
-            if target.capacity() - target.len() < READ_ROOM / 4 {
-                target.reserve(READ_ROOM);
+            // Left to itself, reading into a full buffer grows it 64 bytes at a time, a
+            // reallocation or a shift per read. The room reserved doubles whenever a read fills
+            // it, so a busy connection soon reads in large gulps (reusing the space in place once
+            // its commands are consumed) while an idle one keeps its small start.
+            if target.capacity() - target.len() < MIN_READ_ROOM {
+                target.reserve(self.read_room);
             }
+            let room = target.capacity() - target.len();
             let event = tokio::select! {
                 r = self.stream.read_buf(target) => Event::Read(r),
                 _ = self.client.notify.notified() => Event::Wake,
@@ -367,7 +379,10 @@ impl Conn {
                     self.eof = true;
                 }
                 Event::Read(Ok(0)) | Event::Read(Err(_)) => return false,
-                Event::Read(Ok(_)) => {
+                Event::Read(Ok(n)) => {
+                    if n >= room {
+                        self.read_room = (self.read_room * 2).min(MAX_READ_ROOM);
+                    }
                     if let Some(codec) = self.codec.as_mut() {
                         let input = self.raw_in.split();
                         if let Err(e) = codec.decode(&input, &mut self.rbuf) {

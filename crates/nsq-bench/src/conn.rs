@@ -37,6 +37,15 @@ pub enum Event {
     Message([u8; MSG_ID_LEN]),
 }
 
+/// The `snappy` and `deflate_level` IDENTIFY fields for `t`'s compression.
+fn compression_fields(t: &Transport) -> (bool, Option<u32>) {
+    match t.compression {
+        Compression::Snappy => (true, None),
+        Compression::Deflate(level) => (false, Some(level)),
+        Compression::None => (false, None),
+    }
+}
+
 /// The socket, plain or wrapped in TLS.
 enum Stream {
     Plain(TcpStream),
@@ -149,18 +158,33 @@ impl Conn {
         if !t.negotiates() {
             return self.command_ok(&proto::identify(client_id, user_agent), "IDENTIFY");
         }
-        let deflate_level = match t.compression {
-            Compression::Deflate(level) => Some(level),
-            _ => None,
-        };
-        let snappy = t.compression == Compression::Snappy;
-        self.send(&proto::identify_negotiate(
-            client_id,
-            user_agent,
-            t.tls,
-            snappy,
-            deflate_level,
-        ))?;
+        let (snappy, deflate_level) = compression_fields(t);
+        self.negotiate(
+            &proto::identify_negotiate(client_id, user_agent, t.tls, snappy, deflate_level),
+            t,
+        )
+    }
+
+    /// IDENTIFY as go-nsq does by default ([`proto::identify_go_nsq`]), always with feature
+    /// negotiation, then the upgrades `t` asks for as in [`Conn::identify`].
+    pub fn identify_go_nsq(
+        &mut self,
+        client_id: &str,
+        user_agent: &str,
+        t: &Transport,
+    ) -> Result<()> {
+        let (snappy, deflate_level) = compression_fields(t);
+        self.negotiate(
+            &proto::identify_go_nsq(client_id, user_agent, t.tls, snappy, deflate_level),
+            t,
+        )
+    }
+
+    /// Sends an IDENTIFY with feature negotiation, checks nsqd's JSON answer agreed to each
+    /// upgrade in `t` and performs them.
+    fn negotiate(&mut self, identify: &[u8], t: &Transport) -> Result<()> {
+        let (snappy, deflate_level) = compression_fields(t);
+        self.send(identify)?;
         let answer = match self.read_event()? {
             Event::Response(json) => json,
             Event::Error(e) => bail!("nsqd refused IDENTIFY: {e}"),
@@ -260,18 +284,36 @@ impl Conn {
 
     /// The next complete frame already buffered, if any. Never blocks.
     pub fn next_event(&mut self) -> Result<Option<Event>> {
-        let Some((frame, used)) = proto::parse_frame(&self.buf[self.start..self.end])? else {
-            return Ok(None);
-        };
-        let event = match frame {
+        Ok(self.next_frame()?.map(|frame| match frame {
             Frame::Response(b"OK") => Event::Ok,
             Frame::Response(r) if r == proto::HEARTBEAT => Event::Heartbeat,
             Frame::Response(r) => Event::Response(String::from_utf8_lossy(r).into_owned()),
             Frame::Error(e) => Event::Error(String::from_utf8_lossy(e).into_owned()),
-            Frame::Message { id } => Event::Message(id),
+            Frame::Message { id, .. } => Event::Message(id),
+        }))
+    }
+
+    /// Like [`Conn::next_event`], but the frame as parsed, borrowed from the read buffer, so a
+    /// message body can be read without copying it. Never blocks.
+    pub fn next_frame(&mut self) -> Result<Option<Frame<'_>>> {
+        let Some((frame, used)) = proto::parse_frame(&self.buf[self.start..self.end])? else {
+            return Ok(None);
         };
         self.start += used;
-        Ok(Some(event))
+        Ok(Some(frame))
+    }
+
+    /// A second handle on the socket, for writing from another thread while this one keeps
+    /// reading. Only for a plain connection: TLS and compression keep stream state that two
+    /// handles cannot share.
+    pub fn try_clone_writer(&self) -> Result<TcpStream> {
+        if self.compressed.is_some() || matches!(self.stream, Stream::Tls(_)) {
+            bail!("a TLS or compressed connection cannot be split between threads");
+        }
+        self.stream
+            .tcp()
+            .try_clone()
+            .context("cannot clone the socket")
     }
 
     /// Reads whatever the socket has (at least one byte) into the buffer. `Ok(false)` when the

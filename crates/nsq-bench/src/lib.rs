@@ -12,6 +12,9 @@
 
 pub mod cli;
 pub mod conn;
+pub mod idle;
+pub mod latency;
+pub mod procstat;
 pub mod proto;
 pub mod reader;
 pub mod report;

@@ -1,5 +1,6 @@
 //! The client side of NSQ's TCP protocol V2, only as much as the bench tools need: building
-//! IDENTIFY, SUB, RDY, MPUB, FIN and NOP commands and cutting server frames out of a byte buffer.
+//! IDENTIFY, SUB, RDY, PUB, MPUB, FIN and NOP commands and cutting server frames out of a byte
+//! buffer.
 //!
 //! Written independently of the server's codec on purpose, so that a bug shared by both sides
 //! cannot hide behind a benchmark that "works".
@@ -67,12 +68,57 @@ pub fn identify_negotiate(
     out
 }
 
+/// `IDENTIFY` with the fields and defaults go-nsq sends for a new consumer or producer
+/// (`feature_negotiation`, a 30 s heartbeat, a 16 KiB output buffer flushed at least every
+/// 250 ms, no sampling, nsqd's message timeout), so that what nsqd does with the connection
+/// (how long it buffers messages before writing them) is what a default go-nsq client gets.
+pub fn identify_go_nsq(
+    client_id: &str,
+    user_agent: &str,
+    tls: bool,
+    snappy: bool,
+    deflate_level: Option<u32>,
+) -> Vec<u8> {
+    let body = serde_json::json!({
+        "client_id": client_id,
+        "hostname": client_id,
+        "user_agent": user_agent,
+        "feature_negotiation": true,
+        "heartbeat_interval": 30_000,
+        "output_buffer_size": 16_384,
+        "output_buffer_timeout": 250,
+        "tls_v1": tls,
+        "snappy": snappy,
+        "deflate": deflate_level.is_some(),
+        "deflate_level": deflate_level.unwrap_or(6),
+        "sample_rate": 0,
+        "msg_timeout": 0,
+    })
+    .to_string();
+    let mut out = b"IDENTIFY\n".to_vec();
+    put_sized(&mut out, body.as_bytes());
+    out
+}
+
 pub fn sub(topic: &str, channel: &str) -> Vec<u8> {
     format!("SUB {topic} {channel}\n").into_bytes()
 }
 
 pub fn rdy(count: u64) -> Vec<u8> {
     format!("RDY {count}\n").into_bytes()
+}
+
+/// One complete `PUB` command. Bodies larger than the protocol's 4 GiB size field are refused.
+pub fn pub_cmd(topic: &str, body: &[u8]) -> Result<Vec<u8>> {
+    if u32::try_from(body.len()).is_err() {
+        bail!("PUB body larger than the protocol's 4 GiB size field");
+    }
+    let mut out = Vec::with_capacity(topic.len() + 9 + body.len());
+    out.extend_from_slice(b"PUB ");
+    out.extend_from_slice(topic.as_bytes());
+    out.push(b'\n');
+    put_sized(&mut out, body);
+    Ok(out)
 }
 
 /// One complete `MPUB` command carrying `count` copies of `body`. The bench tools send the same
@@ -115,9 +161,10 @@ fn put_sized(out: &mut Vec<u8>, data: &[u8]) {
 pub enum Frame<'a> {
     Response(&'a [u8]),
     Error(&'a [u8]),
-    /// A message; only its ID matters to the bench tools.
+    /// A message: its ID (for FIN) and its body (only the latency tool reads it).
     Message {
         id: [u8; MSG_ID_LEN],
+        body: &'a [u8],
     },
 }
 
@@ -146,7 +193,10 @@ pub fn parse_frame(buf: &[u8]) -> Result<Option<(Frame<'_>, usize)>> {
             };
             let mut out = [0u8; MSG_ID_LEN];
             out.copy_from_slice(id);
-            Frame::Message { id: out }
+            Frame::Message {
+                id: out,
+                body: &data[MSG_HEADER_LEN..],
+            }
         }
         other => bail!("unknown frame type {other} from nsqd"),
     };
@@ -200,6 +250,27 @@ mod tests {
     }
 
     #[test]
+    fn pub_layout() {
+        let cmd = pub_cmd("t", b"abc").unwrap();
+        let mut want = b"PUB t\n".to_vec();
+        want.extend_from_slice(&3u32.to_be_bytes());
+        want.extend_from_slice(b"abc");
+        assert_eq!(cmd, want);
+    }
+
+    #[test]
+    fn identify_go_nsq_has_go_nsq_defaults() {
+        let cmd = identify_go_nsq("c", "ua", false, false, None);
+        let v: serde_json::Value = serde_json::from_slice(&cmd[b"IDENTIFY\n".len() + 4..]).unwrap();
+        assert_eq!(v["feature_negotiation"], true);
+        assert_eq!(v["heartbeat_interval"], 30_000);
+        assert_eq!(v["output_buffer_size"], 16_384);
+        assert_eq!(v["output_buffer_timeout"], 250);
+        assert_eq!(v["deflate"], false);
+        assert_eq!(v["user_agent"], "ua");
+    }
+
+    #[test]
     fn fin_line() {
         let mut out = Vec::new();
         put_fin(&mut out, b"0123456789abcdef");
@@ -222,7 +293,8 @@ mod tests {
         assert_eq!(
             f,
             Frame::Message {
-                id: *b"0123456789abcdef"
+                id: *b"0123456789abcdef",
+                body: b"body",
             }
         );
         let rest = &rest[m..];

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole benchmark suite against one nsqd binary (ours or NSQ's Go nsqd), printed as one
-# table: the machine's loopback ceiling, throughput (with each figure as a fraction of that
-# ceiling, measured in the same run), single-PUB round trips, open-loop end-to-end latency at
-# fixed rates, resident memory with a million queued messages, and 10,000 idle consumers.
+# table: the machine's loopback ceiling and round-trip floor, throughput (with each figure as a
+# fraction of that ceiling, measured in the same run), single-PUB round trips, open-loop
+# end-to-end latency at fixed rates, resident memory with a million queued messages, and 10,000
+# idle consumers.
 #
 # usage: scripts/suite.sh NSQD_BIN [EXTRA_NSQD_ARGS...]
 #
@@ -17,7 +18,10 @@
 #   SUITE_DURABLE_ARGS ("--durability=write")  nsqd flags of the "every message on disk" row;
 #                          for Go nsqd use "--mem-queue-size=0" (its disk mode)
 #   SUITE_RATES ("1000 10000 50000")  end-to-end latency rates, messages/s
-#   SUITE_MAX_IN_FLIGHT (1) the latency consumer's RDY (1 is go-nsq's and pynsq's default)
+#   SUITE_MAX_IN_FLIGHT ("1 200")  the latency consumer's RDY values (1 is go-nsq's and
+#                          pynsq's default max_in_flight)
+#   SUITE_PIPELINED (4)    MPUBs in flight in the second publish row (the first waits for each
+#                          OK, as NSQ's bench_writer)
 #   SUITE_QUEUED (1000000) messages queued for the memory row
 #   SUITE_IDLE_CONNS (10000), SUITE_IDLE_HEARTBEAT (5s)  the idle-consumer row
 #   SUITE_ROWS ("ceiling publish consume pubsub durable rtt e2e memory idle")  rows to run
@@ -37,7 +41,8 @@ RUNFOR=${SUITE_RUNFOR:-5s}
 BACKLOG=${SUITE_BACKLOG:-2000000}
 read -ra DURABLE <<<"${SUITE_DURABLE_ARGS:---durability=write}"
 RATES=${SUITE_RATES:-1000 10000 50000}
-MAX_IN_FLIGHT=${SUITE_MAX_IN_FLIGHT:-1}
+MAX_IN_FLIGHT=${SUITE_MAX_IN_FLIGHT:-1 200}
+PIPELINED=${SUITE_PIPELINED:-4}
 QUEUED=${SUITE_QUEUED:-1000000}
 IDLE_CONNS=${SUITE_IDLE_CONNS:-10000}
 IDLE_HEARTBEAT=${SUITE_IDLE_HEARTBEAT:-5s}
@@ -95,7 +100,7 @@ start_nsqd() {
     NSQD_PID=$!
     TCP=
     for _ in $(seq 100); do
-        TCP=$(sed -n 's/.*TCP: listening on \([0-9.]*:[0-9]*\).*/\1/p' "$log" | head -n1)
+        TCP=$(sed -n 's/.*TCP: listening on \([0-9.]*:[0-9]*\).*/\1/p' "$log" | sed -n 1p)
         [[ -n $TCP ]] && break
         if ! kill -0 "$NSQD_PID" 2>/dev/null; then
             echo "nsqd exited during start-up:" >&2
@@ -118,14 +123,15 @@ finish_nsqd() {
     n=$(grep -cE 'ERROR|FATAL|WARN' "$WORK/nsqd-$name.log" || true)
     if [[ $n -gt 0 ]]; then
         echo "  nsqd logged $n warning/error line(s) in $name, first:" >&2
-        grep -E 'ERROR|FATAL|WARN' "$WORK/nsqd-$name.log" | head -n 3 | sed 's/^/    /' >&2
+        # sed, not head: head would leave grep with SIGPIPE, a failure under pipefail.
+        grep -E 'ERROR|FATAL|WARN' "$WORK/nsqd-$name.log" | sed -n '1,3s/^/    /p' >&2
     fi
     rm -rf "$WORK/data-$name"
 }
 
 # field KEY FILE: the value of a `KEY: value` line in a tool's stdout.
 field() {
-    sed -n "s|^$1: ||p" "$2" | head -n1
+    sed -n "s|^$1: ||p" "$2" | sed -n 1p
 }
 
 # record ROW UNIT VALUE: one measurement ("-" when the run failed).
@@ -145,6 +151,12 @@ run_tool() {
     grep -v '^$' "$out.err" | tail -n 2 | sed 's/^/  /' >&2 || true
 }
 
+# cpu_ticks PID: user + system CPU time of a process, in clock ticks (fields 14 and 15 of
+# /proc/PID/stat, counted after the command name, which may contain spaces).
+cpu_ticks() {
+    sed 's/^.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'
+}
+
 rss_kib() {
     sed -n 's/^VmRSS:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$1/status"
 }
@@ -160,7 +172,8 @@ has_row() {
 # publish_row NAME LABEL: bench_writer alone for --runfor on a topic without channels.
 publish_row() {
     start_nsqd "$1"
-    run_tool "$WORK/out" "${writer[@]}" --nsqd-tcp-address="$TCP" --topic=bench_pub || true
+    run_tool "$WORK/out" "${writer[@]}" --pipeline="${PIPELINE:-1}" --nsqd-tcp-address="$TCP" \
+        --topic=bench_pub || true
     record "$2" msg/s "$(field 'msgs/s' "$WORK/out")"
     finish_nsqd "$1"
 }
@@ -210,9 +223,14 @@ for run in $(seq "$REPEAT"); do
     echo "run $run of $REPEAT: $NSQD ${EXTRA[*]}" >&2
     if has_row ceiling; then
         run_tool "$WORK/out" "$BIN_DIR/loopback_baseline" --runfor=3s --size="$SIZE" || true
-        record "loopback ceiling" frames/s "$(sed -n 's/^frames\/s: //p' "$WORK/out" | head -n1)"
+        record "loopback ceiling" frames/s "$(sed -n 's/^frames\/s: //p' "$WORK/out" | sed -n 1p)"
+        run_tool "$WORK/out" "$BIN_DIR/loopback_baseline" --mode=rtt --runfor=3s \
+            --size="$SIZE" || true
+        latency_fields "loopback round trip" "$WORK/out" p50 p99
     fi
     has_row publish && publish_row "$run-pub" publish
+    has_row publish && PIPELINE=$PIPELINED publish_row "$run-pub4" \
+        "publish, $PIPELINED MPUBs in flight"
     has_row consume && consume_row "$run-sub" consume
     has_row pubsub && pubsub_row "$run-pubsub" "pub+sub"
     has_row durable && pubsub_row "$run-durable" "pub+sub (${DURABLE[*]})" "${DURABLE[@]}"
@@ -224,16 +242,19 @@ for run in $(seq "$REPEAT"); do
         finish_nsqd "$run-rtt"
     fi
     if has_row e2e; then
-        for rate in $RATES; do
-            start_nsqd "$run-e2e-$rate"
-            run_tool "$WORK/out" "$BIN_DIR/bench_latency" --mode=e2e --rate="$rate" \
-                --max-in-flight="$MAX_IN_FLIGHT" --nsqd-tcp-address="$TCP" --size="$SIZE" \
-                --runfor="$RUNFOR" --topic=e2e || true
-            latency_fields "e2e at $rate/s" "$WORK/out" p50 p99 p999 max
-            sent=$(field sent "$WORK/out")
-            received=$(field received "$WORK/out")
-            record "e2e at $rate/s lost" msgs "$(( ${sent:-0} - ${received:-0} ))"
-            finish_nsqd "$run-e2e-$rate"
+        for mif in $MAX_IN_FLIGHT; do
+            for rate in $RATES; do
+                name="e2e $rate/s, in-flight $mif"
+                start_nsqd "$run-e2e-$rate-$mif"
+                run_tool "$WORK/out" "$BIN_DIR/bench_latency" --mode=e2e --rate="$rate" \
+                    --max-in-flight="$mif" --nsqd-tcp-address="$TCP" --size="$SIZE" \
+                    --runfor="$RUNFOR" --topic=e2e || true
+                latency_fields "$name" "$WORK/out" p50 p99 p999 max
+                sent=$(field sent "$WORK/out")
+                received=$(field received "$WORK/out")
+                record "$name: not received" msgs "$(( ${sent:-0} - ${received:-0} ))"
+                finish_nsqd "$run-e2e-$rate-$mif"
+            done
         done
     fi
     if has_row memory; then
@@ -273,16 +294,23 @@ for run in $(seq "$REPEAT"); do
             run_tool "$WORK/out" "${reader[@]}" --nsqd-tcp-address="$TCP" --topic=bench_sub \
                 --count="${published:-1}" || true
             record "with idle conns: consume" msg/s "$(field 'msgs/s' "$WORK/out")"
-            # Then a quiet stretch, so the CPU figure is the idle connections' own cost.
+            # Then a quiet stretch of two heartbeat intervals: nsqd's CPU time over it is the
+            # idle connections' own cost (bench_idle's figure spans the runs above too).
+            quiet_from=$(cpu_ticks "$NSQD_PID")
+            quiet_start=$(date +%s.%N)
             sleep "${IDLE_HEARTBEAT%s}"
             sleep "${IDLE_HEARTBEAT%s}"
+            quiet_ticks=$(( $(cpu_ticks "$NSQD_PID") - quiet_from ))
+            quiet_secs=$(awk -v a="$quiet_start" -v b="$(date +%s.%N)" 'BEGIN { print b - a }')
             kill -TERM "$IDLE_PID" 2>/dev/null || true
             wait "$IDLE_PID" || true
             IDLE_PID=
             record "idle conns" conns "$(field conns "$WORK/idle")"
             record "idle conns: RSS" MiB "$(awk -v k="$ready_rss" 'BEGIN { printf "%.1f", k / 1024 }')"
             record "idle conns: RSS per conn" bytes "$(field rss_per_conn_bytes "$WORK/idle")"
-            record "idle conns: nsqd CPU" "% of a core" "$(field cpu_idle_percent "$WORK/idle")"
+            record "idle conns: nsqd CPU" "% of a core" \
+                "$(awk -v t="$quiet_ticks" -v hz="$(getconf CLK_TCK)" -v s="$quiet_secs" \
+                    'BEGIN { printf "%.2f", 100 * t / hz / s }')"
             record "idle conns: heartbeats" count "$(field heartbeats "$WORK/idle")"
         else
             echo "  bench_idle did not get its connections up: $(tail -n 3 "$WORK/idle.err" | tr '\n' ' ')" >&2

@@ -2,6 +2,10 @@
 //! of `--size` bytes over one loopback TCP connection as fast as it can, one reader parses them.
 //! No broker in between, so broker figures can be given as a fraction of it, measured the same
 //! day on the same machine.
+//!
+//! `--mode=rtt` measures the other floor: one frame of `--size` bytes out, a 10-byte frame (the
+//! size of nsqd's `OK`) back, one at a time, as a single PUB waits for its OK. Broker round
+//! trips can then be read against what the machine's loopback and scheduler allow.
 use std::io::{BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::time::{Duration, Instant};
@@ -17,7 +21,12 @@ fn main() -> Result<()> {
             Duration::from_secs(5),
             "how long to send",
         ))
-        .flag(Flag::int("batch", 256, "frames per write"));
+        .flag(Flag::int("batch", 256, "frames per write"))
+        .flag(Flag::string(
+            "mode",
+            "throughput",
+            "throughput (frames one way) or rtt (one frame out, a reply back, one at a time)",
+        ));
     let args = match flags.parse(std::env::args().skip(1))? {
         Parsed::Help(usage) => {
             eprint!("{usage}");
@@ -32,6 +41,11 @@ fn main() -> Result<()> {
         bail!("--size and --batch must be positive");
     }
     let runfor = v.duration("runfor");
+    match v.string("mode") {
+        "throughput" => {}
+        "rtt" => return round_trips(size, runfor),
+        other => bail!("--mode must be throughput or rtt (got {other:?})"),
+    }
 
     // Only loopback: this measures the machine, not a network.
     let listener = TcpListener::bind("127.0.0.1:0")?;
@@ -89,5 +103,58 @@ fn main() -> Result<()> {
     );
     println!("frames: {frames}");
     println!("frames/s: {rate:.0}");
+    Ok(())
+}
+
+/// Ping-pong over one loopback connection for `runfor`; prints round-trip percentiles in the
+/// keys `bench_latency --mode=rtt` uses.
+fn round_trips(size: usize, runfor: Duration) -> Result<()> {
+    const REPLY: [u8; 10] = [0, 0, 0, 6, 0, 0, 0, 0, b'O', b'K'];
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    let server = std::thread::spawn(move || -> Result<()> {
+        let (mut s, _) = listener.accept()?;
+        s.set_nodelay(true)?;
+        let mut frame = vec![0u8; 4 + size];
+        loop {
+            match s.read_exact(&mut frame) {
+                Ok(()) => s.write_all(&REPLY)?,
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
+                Err(e) => return Err(e.into()),
+            }
+        }
+    });
+    let mut c = TcpStream::connect(addr)?;
+    c.set_nodelay(true)?;
+    let mut frame = (size as u32).to_be_bytes().to_vec();
+    frame.extend(std::iter::repeat_n(b'x', size));
+    let mut reply = [0u8; REPLY.len()];
+    let mut hist = hdrhistogram::Histogram::<u64>::new(3)?;
+    let start = Instant::now();
+    while start.elapsed() < runfor {
+        let t = Instant::now();
+        c.write_all(&frame)?;
+        c.read_exact(&mut reply)?;
+        hist.record(t.elapsed().as_nanos() as u64)?;
+    }
+    drop(c);
+    server
+        .join()
+        .map_err(|_| anyhow::anyhow!("server thread panicked"))??;
+    let us = |q: f64| hist.value_at_quantile(q) as f64 / 1000.0;
+    eprintln!(
+        "{} round trips in {:?}: p50 {:.1}us p99 {:.1}us p99.9 {:.1}us max {:.1}us",
+        hist.len(),
+        start.elapsed(),
+        us(0.5),
+        us(0.99),
+        us(0.999),
+        hist.max() as f64 / 1000.0
+    );
+    println!("round_trips: {}", hist.len());
+    println!("p50_us: {:.1}", us(0.5));
+    println!("p99_us: {:.1}", us(0.99));
+    println!("p999_us: {:.1}", us(0.999));
+    println!("max_us: {:.1}", hist.max() as f64 / 1000.0);
     Ok(())
 }

@@ -67,22 +67,8 @@ done
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/nsq-bench.XXXXXX")
 RESULTS=$WORK/results
 : >"$RESULTS"
-NSQD_PID=
-TCP=
-
-stop_nsqd() {
-    if [[ -n $NSQD_PID ]]; then
-        # SIGTERM lets nsqd flush and exit cleanly; a hung daemon is killed after 30 s.
-        kill -TERM "$NSQD_PID" 2>/dev/null || true
-        for _ in $(seq 300); do
-            kill -0 "$NSQD_PID" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -KILL "$NSQD_PID" 2>/dev/null || true
-        wait "$NSQD_PID" 2>/dev/null || true
-        NSQD_PID=
-    fi
-}
+# shellcheck source=lib.sh
+source "$(dirname "$0")/lib.sh"
 
 cleanup() {
     stop_nsqd
@@ -91,70 +77,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# start_nsqd LEVEL NAME [NSQD_ARGS...]: a fresh daemon; sets NSQD_PID and TCP (its listening
-# address).
-start_nsqd() {
-    local level=$1 name=$2
-    shift 2
-    local data=$WORK/data-$name log=$WORK/nsqd-$name.log
-    rm -rf "$data"
-    mkdir -p "$data"
-    # Created here, not by the background redirection, so the poll below never races it.
-    : >"$log"
-    "$NSQD" --data-path="$data" --tcp-address=127.0.0.1:0 --http-address=127.0.0.1:0 \
-        --durability="$level" "$@" 2>"$log" &
-    NSQD_PID=$!
-    TCP=
-    for _ in $(seq 100); do
-        TCP=$(sed -n 's/.*TCP: listening on \([0-9.]*:[0-9]*\).*/\1/p' "$log" | head -n1)
-        [[ -n $TCP ]] && break
-        if ! kill -0 "$NSQD_PID" 2>/dev/null; then
-            echo "nsqd exited during start-up:" >&2
-            cat "$log" >&2
-            exit 1
-        fi
-        sleep 0.1
-    done
-    if [[ -z $TCP ]]; then
-        echo "nsqd did not report its TCP address within 10 s:" >&2
-        cat "$log" >&2
-        exit 1
-    fi
-}
-
-# finish_nsqd NAME: stops the daemon, keeps any ERROR/FATAL lines, drops the data.
-finish_nsqd() {
-    local name=$1
-    stop_nsqd
-    if grep -E 'ERROR|FATAL|WARN' "$WORK/nsqd-$name.log" >"$WORK/errors-$name" 2>/dev/null; then
-        local n
-        n=$(wc -l <"$WORK/errors-$name")
-        echo "  nsqd logged $n warning/error line(s) in $name, first:" >&2
-        head -n 3 "$WORK/errors-$name" | sed 's/^/    /' >&2
-    fi
-    rm -rf "$WORK/data-$name"
-}
-
-# field KEY FILE: the value of a `KEY: value` line in a tool's stdout.
-field() {
-    sed -n "s|^$1: ||p" "$2" | head -n1
-}
-
 record() { # run row level value
     printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "${4:--}" >>"$RESULTS"
-}
-
-# run_tool OUT TOOL ARGS...: runs a bench tool, its summary line to the terminal; on failure the
-# row is recorded as "-" and the run goes on.
-run_tool() {
-    local out=$1
-    shift
-    if ! "$@" >"$out" 2>"$out.err"; then
-        echo "  $(basename "$1") failed: $(tail -n 3 "$out.err" | tr '\n' ' ')" >&2
-        : >"$out"
-        return 1
-    fi
-    sed 's/^/  /' "$out.err" >&2
 }
 
 common=(--size="$SIZE" --runfor="$RUNFOR")
@@ -165,17 +89,7 @@ reader=("$BIN_DIR/bench_reader" "${common[@]}" --rdy="$RDY")
 # each column relative to the first.
 table() {
     awk -F'\t' -v levels="$1" -v note="$2" -v repeat="$REPEAT" -v runfor="$RUNFOR" \
-    -v size="$SIZE" -v batch="$BATCH" -v rdy="$RDY" -v pipeline="$PIPELINE" '
-function median(list,    n, v, i, j, t) {
-    n = split(list, v, " ")
-    for (i = 2; i <= n; i++)
-        for (j = i; j > 1 && v[j - 1] + 0 > v[j] + 0; j--) {
-            t = v[j]; v[j] = v[j - 1]; v[j - 1] = t
-        }
-    if (n == 0) return "-"
-    if (n % 2) return v[(n + 1) / 2]
-    return (v[n / 2] + v[n / 2 + 1]) / 2
-}
+    -v size="$SIZE" -v batch="$BATCH" -v rdy="$RDY" -v pipeline="$PIPELINE" "$median_awk"'
 {
     if (!($2 in seen)) { seen[$2] = 1; rows[++nrows] = $2 }
     if ($4 != "-") vals[$2, $3] = vals[$2, $3] " " $4
@@ -225,7 +139,7 @@ if [[ -n $TRANSPORTS ]]; then
             transport_args "$t"
 
             name=$run-$t-pub
-            start_nsqd "$TRANSPORT_LEVEL" "$name" "${tls_flags[@]}"
+            start_nsqd "$name" --durability="$TRANSPORT_LEVEL" "${tls_flags[@]}"
             run_tool "$WORK/out" "${writer[@]}" "${TARGS[@]}" --nsqd-tcp-address="$TCP" \
                 --topic=bench_pub || true
             record "$run" publish "$t" "$(field 'msgs/s' "$WORK/out")"
@@ -234,7 +148,7 @@ if [[ -n $TRANSPORTS ]]; then
             # As in the level comparison: create the channel, queue a backlog (plain, so every
             # transport reads the same backlog), then read it through the transport.
             name=$run-$t-sub
-            start_nsqd "$TRANSPORT_LEVEL" "$name" "${tls_flags[@]}"
+            start_nsqd "$name" --durability="$TRANSPORT_LEVEL" "${tls_flags[@]}"
             run_tool "$WORK/out" "${reader[@]}" --nsqd-tcp-address="$TCP" --topic=bench_sub \
                 --runfor=100ms --count=1 || true
             run_tool "$WORK/out" "${writer[@]}" --nsqd-tcp-address="$TCP" --topic=bench_sub \
@@ -257,13 +171,13 @@ else
             echo "run $run, --durability=$level" >&2
 
             name=$run-$level-pub
-            start_nsqd "$level" "$name"
+            start_nsqd "$name" --durability="$level"
             run_tool "$WORK/out" "${writer[@]}" --nsqd-tcp-address="$TCP" --topic=bench_pub || true
             record "$run" publish "$level" "$(field 'msgs/s' "$WORK/out")"
             finish_nsqd "$name"
 
             name=$run-$level-sub
-            start_nsqd "$level" "$name"
+            start_nsqd "$name" --durability="$level"
             # Subscribe once (nothing to read yet) so the channel exists and the backlog is queued
             # for it, as it would be for a consumer that fell behind.
             run_tool "$WORK/out" "${reader[@]}" --nsqd-tcp-address="$TCP" --topic=bench_sub \
@@ -282,7 +196,7 @@ else
             finish_nsqd "$name"
 
             name=$run-$level-pubsub
-            start_nsqd "$level" "$name"
+            start_nsqd "$name" --durability="$level"
             run_tool "$WORK/out" "$BIN_DIR/bench_pubsub" "${common[@]}" --batch-size="$BATCH" \
                 --pipeline="$PIPELINE" --rdy="$RDY" --nsqd-tcp-address="$TCP" \
                 --topic=bench_pubsub || true

@@ -61,22 +61,10 @@ done
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/nsq-suite.XXXXXX")
 RESULTS=$WORK/results
 : >"$RESULTS"
-NSQD_PID=
-TCP=
 IDLE_PID=
-
-stop_nsqd() {
-    if [[ -n $NSQD_PID ]]; then
-        kill -TERM "$NSQD_PID" 2>/dev/null || true
-        for _ in $(seq 300); do
-            kill -0 "$NSQD_PID" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -KILL "$NSQD_PID" 2>/dev/null || true
-        wait "$NSQD_PID" 2>/dev/null || true
-        NSQD_PID=
-    fi
-}
+NSQD_EXTRA=("${EXTRA[@]}")
+# shellcheck source=lib.sh
+source "$(dirname "$0")/lib.sh"
 
 cleanup() {
     [[ -n $IDLE_PID ]] && kill -KILL "$IDLE_PID" 2>/dev/null
@@ -86,69 +74,9 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# start_nsqd NAME [ARGS...]: a fresh daemon on ephemeral loopback ports with its own data
-# directory; sets NSQD_PID and TCP.
-start_nsqd() {
-    local name=$1
-    shift
-    local data=$WORK/data-$name log=$WORK/nsqd-$name.log
-    rm -rf "$data"
-    mkdir -p "$data"
-    : >"$log"
-    "$NSQD" --data-path="$data" --tcp-address=127.0.0.1:0 --http-address=127.0.0.1:0 \
-        "${EXTRA[@]}" "$@" 2>"$log" &
-    NSQD_PID=$!
-    TCP=
-    for _ in $(seq 100); do
-        TCP=$(sed -n 's/.*TCP: listening on \([0-9.]*:[0-9]*\).*/\1/p' "$log" | sed -n 1p)
-        [[ -n $TCP ]] && break
-        if ! kill -0 "$NSQD_PID" 2>/dev/null; then
-            echo "nsqd exited during start-up:" >&2
-            cat "$log" >&2
-            exit 1
-        fi
-        sleep 0.1
-    done
-    if [[ -z $TCP ]]; then
-        echo "nsqd did not report its TCP address within 10 s:" >&2
-        cat "$log" >&2
-        exit 1
-    fi
-}
-
-finish_nsqd() {
-    local name=$1
-    stop_nsqd
-    local n
-    n=$(grep -cE 'ERROR|FATAL|WARN' "$WORK/nsqd-$name.log" || true)
-    if [[ $n -gt 0 ]]; then
-        echo "  nsqd logged $n warning/error line(s) in $name, first:" >&2
-        # sed, not head: head would leave grep with SIGPIPE, a failure under pipefail.
-        grep -E 'ERROR|FATAL|WARN' "$WORK/nsqd-$name.log" | sed -n '1,3s/^/    /p' >&2
-    fi
-    rm -rf "$WORK/data-$name"
-}
-
-# field KEY FILE: the value of a `KEY: value` line in a tool's stdout.
-field() {
-    sed -n "s|^$1: ||p" "$2" | sed -n 1p
-}
-
 # record ROW UNIT VALUE: one measurement ("-" when the run failed).
 record() {
     printf '%s\t%s\t%s\n' "$1" "$2" "${3:--}" >>"$RESULTS"
-}
-
-# run_tool OUT TOOL ARGS...: a bench tool's stdout into OUT; its log lines to the terminal.
-run_tool() {
-    local out=$1
-    shift
-    if ! "$@" >"$out" 2>"$out.err"; then
-        echo "  $(basename "$1") failed: $(tail -n 3 "$out.err" | tr '\n' ' ')" >&2
-        : >"$out"
-        return 1
-    fi
-    grep -v '^$' "$out.err" | tail -n 2 | sed 's/^/  /' >&2 || true
 }
 
 # cpu_ticks PID: user + system CPU time of a process, in clock ticks (fields 14 and 15 of
@@ -323,17 +251,7 @@ for run in $(seq "$REPEAT"); do
     fi
 done
 
-awk -F'\t' -v repeat="$REPEAT" -v runfor="$RUNFOR" -v nsqd="$NSQD ${EXTRA[*]}" '
-function median(list,    n, v, i, j, t) {
-    n = split(list, v, " ")
-    for (i = 2; i <= n; i++)
-        for (j = i; j > 1 && v[j - 1] + 0 > v[j] + 0; j--) {
-            t = v[j]; v[j] = v[j - 1]; v[j - 1] = t
-        }
-    if (n == 0) return "-"
-    if (n % 2) return v[(n + 1) / 2]
-    return (v[n / 2] + v[n / 2 + 1]) / 2
-}
+awk -F'\t' -v repeat="$REPEAT" -v runfor="$RUNFOR" -v nsqd="$NSQD ${EXTRA[*]}" "$median_awk"'
 {
     if (!($1 in seen)) { seen[$1] = 1; rows[++nrows] = $1; unit[$1] = $2 }
     runs[$1] = runs[$1] (runs[$1] == "" ? "" : ", ") $3

@@ -1,131 +1,18 @@
 //! `bench_idle` against the real nsqd: its result keys, heartbeat answering, early stop on
 //! SIGTERM and exit codes.
 //!
-//! Needs the `nsqd` binary next to `bench_idle` (`cargo build --bins`, which a workspace-wide
-//! `cargo test` also does), or its path in `$NSQD_BIN`.
+//! Needs the `nsqd` binary built (see `common`).
 
-use std::collections::HashMap;
+mod common;
+
+use common::*;
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-/// How long any single wait may take before the test fails (not a timing assertion: only a
-/// guard against hanging forever).
-const WAIT: Duration = Duration::from_secs(60);
-
 fn bench_idle() -> Command {
     Command::new(env!("CARGO_BIN_EXE_bench_idle"))
-}
-
-/// A real nsqd on ephemeral loopback ports with a private data directory, killed on drop.
-/// Kept in this file on purpose: other test files of this crate have their own helpers.
-struct Nsqd {
-    child: Child,
-    tcp: String,
-    dir: PathBuf,
-    /// nsqd's stderr lines, gathered by a thread.
-    log: mpsc::Receiver<String>,
-}
-
-fn nsqd_bin() -> PathBuf {
-    let path = match std::env::var_os("NSQD_BIN") {
-        Some(p) => PathBuf::from(p),
-        None => PathBuf::from(env!("CARGO_BIN_EXE_bench_idle")).with_file_name("nsqd"),
-    };
-    assert!(
-        path.is_file(),
-        "nsqd binary not found at {} (build every binary first with `cargo build --bins`, \
-         or set NSQD_BIN)",
-        path.display()
-    );
-    path
-}
-
-impl Nsqd {
-    fn start() -> Nsqd {
-        let dir = std::env::temp_dir().join(format!(
-            "nsq-bench-idle-{}-{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut child = Command::new(nsqd_bin())
-            .arg("--tcp-address=127.0.0.1:0")
-            .arg("--http-address=127.0.0.1:0")
-            .arg(format!("--data-path={}", dir.display()))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn nsqd");
-        let stderr = child.stderr.take().unwrap();
-        let (tx, log) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut n = Nsqd {
-            child,
-            tcp: String::new(),
-            dir,
-            log,
-        };
-        let marker = "TCP: listening on ";
-        let line = n.wait_for_log(marker);
-        n.tcp = line[line.find(marker).unwrap() + marker.len()..]
-            .trim()
-            .to_string();
-        n
-    }
-
-    fn wait_for_log(&self, needle: &str) -> String {
-        loop {
-            match self.log.recv_timeout(WAIT) {
-                Ok(line) if line.contains(needle) => return line,
-                Ok(_) => {}
-                Err(e) => panic!("nsqd never logged {needle:?}: {e}"),
-            }
-        }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-}
-
-impl Drop for Nsqd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// The `key: value` lines of stdout (`ready` has no value and maps to "").
-fn keys(stdout: &[u8]) -> HashMap<String, String> {
-    String::from_utf8_lossy(stdout)
-        .lines()
-        .map(|l| match l.split_once(": ") {
-            Some((k, v)) => (k.to_string(), v.to_string()),
-            None => (l.to_string(), String::new()),
-        })
-        .collect()
-}
-
-fn num(keys: &HashMap<String, String>, key: &str) -> f64 {
-    keys.get(key)
-        .unwrap_or_else(|| panic!("no {key:?} line in {keys:?}"))
-        .parse()
-        .unwrap_or_else(|e| panic!("{key:?} is not a number: {e}"))
 }
 
 fn describe(out: &Output) -> String {

@@ -1,84 +1,13 @@
 //! `bench_latency` against the real nsqd on an ephemeral loopback port: both modes count every
 //! message and print ordered percentiles; an nsqd error frame ends the run with exit 1.
 //!
-//! Needs the `nsqd` binary next to `bench_latency` (`cargo build --bins`), or its path in
-//! `$NSQD_BIN`.
+//! Needs the `nsqd` binary built (see `common`).
 
+mod common;
+
+use common::*;
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
-
-/// `$NSQD_BIN`, or the `nsqd` built next to `bench_latency` (`cargo build --bins`, which the
-/// README's test command runs first).
-fn nsqd_bin() -> PathBuf {
-    let path = match std::env::var_os("NSQD_BIN") {
-        Some(p) => PathBuf::from(p),
-        None => PathBuf::from(env!("CARGO_BIN_EXE_bench_latency")).with_file_name("nsqd"),
-    };
-    assert!(
-        path.is_file(),
-        "nsqd binary not found at {} (build every binary first with `cargo build --bins`, \
-         or set NSQD_BIN)",
-        path.display()
-    );
-    path
-}
-
-/// nsqd on 127.0.0.1:0 with a temporary data directory, killed on drop.
-struct Nsqd {
-    child: Child,
-    tcp: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Nsqd {
-    fn start() -> Nsqd {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut child = Command::new(nsqd_bin())
-            .arg("--tcp-address=127.0.0.1:0")
-            .arg("--http-address=127.0.0.1:0")
-            .arg(format!("--data-path={}", dir.path().display()))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn nsqd");
-        let stderr = child.stderr.take().expect("nsqd stderr");
-        let (tx, rx) = mpsc::channel();
-        // Keeps reading after the address is found so nsqd never blocks on a full pipe.
-        std::thread::spawn(move || {
-            const MARKER: &str = "TCP: listening on ";
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if let Some(at) = line.find(MARKER) {
-                    let _ = tx.send(line[at + MARKER.len()..].trim().to_string());
-                }
-            }
-        });
-        let tcp = match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(addr) => addr,
-            Err(e) => {
-                let _ = child.kill();
-                panic!("nsqd did not report its TCP address: {e}");
-            }
-        };
-        Nsqd {
-            child,
-            tcp,
-            _dir: dir,
-        }
-    }
-}
-
-impl Drop for Nsqd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use std::process::{Command, Output, Stdio};
 
 fn bench_latency(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_bench_latency"))
@@ -92,18 +21,7 @@ fn bench_latency(args: &[&str]) -> Output {
 fn results(out: &Output) -> HashMap<String, String> {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "bench_latency failed:\n{stderr}");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| l.split_once(": "))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
-
-fn num(r: &HashMap<String, String>, key: &str) -> f64 {
-    r.get(key)
-        .unwrap_or_else(|| panic!("no {key:?} line in {r:?}"))
-        .parse()
-        .unwrap_or_else(|e| panic!("{key:?} is not a number: {e} in {r:?}"))
+    keys(&out.stdout)
 }
 
 fn assert_ordered_percentiles(r: &HashMap<String, String>) {

@@ -246,7 +246,8 @@ fn parse_plain_fin(buf: &[u8], ctx: &ParseCtx) -> Option<Parsed> {
         return None;
     }
     let id = &line[4..LEN - 1];
-    if id.iter().any(|&b| b == b' ' || b == b'\n') {
+    // A space splits the line differently, and a '\r' before the '\n' is not part of the ID.
+    if id.iter().any(|&b| b == b' ' || b == b'\n') || id[15] == b'\r' {
         return None;
     }
     Some(Parsed::Complete {
@@ -1144,6 +1145,14 @@ mod tests {
     }
 
     #[test]
+    fn fin_with_crlf_and_a_15_byte_id_is_invalid() {
+        assert_eq!(
+            error_text(b"FIN 000000000000000\r\n", ConnState::Subscribed),
+            "E_INVALID invalid message ID"
+        );
+    }
+
+    #[test]
     fn split_keeps_empty_params() {
         let p = split_params(b"SUB  c");
         assert_eq!(
@@ -1160,6 +1169,25 @@ mod tests {
         fn never_panics(data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300)) {
             for state in [ConnState::Init, ConnState::Subscribed, ConnState::Closing] {
                 let _ = parse(&data, state);
+            }
+        }
+
+        #[test]
+        fn plain_fin_shortcut_agrees_with_the_general_parser_on_ids_of_few_kinds(
+            id in proptest::collection::vec(proptest::sample::select(&b"0a\r\x00"[..]), 15),
+            last in proptest::sample::select(&b"0a \r\n\x00"[..]),
+            tls_gate in proptest::prelude::any::<bool>(),
+        ) {
+            let mut buf = b"FIN ".to_vec();
+            buf.extend_from_slice(&id);
+            buf.push(last);
+            buf.push(b'\n');
+            for state in [ConnState::Init, ConnState::Subscribed, ConnState::Closing] {
+                let ctx = ParseCtx { tls_gate, ..ctx(state) };
+                let general = parse_general(&buf, &ctx, &limits());
+                if let Some(fast) = parse_plain_fin(&buf, &ctx) {
+                    proptest::prop_assert_eq!(Ok(fast), general);
+                }
             }
         }
 

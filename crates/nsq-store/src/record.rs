@@ -11,7 +11,7 @@
 //! 26     16   message ID
 //! 42     N    body
 //! ```
-use bytes::{BufMut, Bytes};
+use bytes::Bytes;
 
 use nsq_protocol::{Message, MessageId};
 
@@ -29,18 +29,20 @@ pub struct Record {
 
 /// Appends one record to `buf`.
 pub fn encode(buf: &mut Vec<u8>, seq: u64, msg: &Message) {
-    let len = LEN_MIN + msg.body.len() as u32;
-    buf.put_u32(len);
-    let crc_at = buf.len();
-    buf.put_u32(0);
-    let start = buf.len();
-    buf.put_u64(seq);
-    buf.put_i64(msg.timestamp);
-    buf.put_u16(msg.attempts);
-    buf.put_slice(&msg.id.0);
-    buf.put_slice(&msg.body);
-    let crc = crc32c::crc32c(&buf[start..]);
-    buf[crc_at..crc_at + 4].copy_from_slice(&crc.to_be_bytes());
+    // The fixed part is assembled on the stack and copied once: field-by-field appends each
+    // re-checked the buffer's capacity, which showed in the per-message cost of publishing.
+    let mut head = [0u8; 4 + LEN_MIN as usize];
+    head[0..4].copy_from_slice(&(LEN_MIN + msg.body.len() as u32).to_be_bytes());
+    head[8..16].copy_from_slice(&seq.to_be_bytes());
+    head[16..24].copy_from_slice(&msg.timestamp.to_be_bytes());
+    head[24..26].copy_from_slice(&msg.attempts.to_be_bytes());
+    head[26..42].copy_from_slice(&msg.id.0);
+    let at = buf.len();
+    buf.reserve(head.len() + msg.body.len());
+    buf.extend_from_slice(&head);
+    buf.extend_from_slice(&msg.body);
+    let crc = crc32c::crc32c(&buf[at + 8..]);
+    buf[at + 4..at + 8].copy_from_slice(&crc.to_be_bytes());
 }
 
 /// What is at a position of a segment.

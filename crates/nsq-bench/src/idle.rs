@@ -153,19 +153,13 @@ impl Results {
 /// `IDENTIFY` asking for feature negotiation (so nsqd answers with its settings as JSON) and
 /// the heartbeat interval in milliseconds, as the protocol wants it.
 pub fn identify(client_id: &str, user_agent: &str, heartbeat_interval: Duration) -> Vec<u8> {
-    let body = serde_json::json!({
+    proto::identify_with(&serde_json::json!({
         "client_id": client_id,
         "hostname": client_id,
         "user_agent": user_agent,
         "feature_negotiation": true,
         "heartbeat_interval": heartbeat_interval.as_millis() as u64,
-    })
-    .to_string();
-    let mut out = b"IDENTIFY\n".to_vec();
-    // The body is a few hundred bytes at most.
-    out.extend_from_slice(&(body.len() as u32).to_be_bytes());
-    out.extend_from_slice(body.as_bytes());
-    out
+    }))
 }
 
 /// Checks that this process (and nsqd, when its pid is known) may open enough files, so a low

@@ -29,14 +29,17 @@ const MAX_FRAME: usize = 64 << 20;
 /// `IDENTIFY` with the fields NSQ's bench tools send. No feature negotiation, so nsqd answers a
 /// plain `OK`, exactly as it does for the Go tools.
 pub fn identify(client_id: &str, user_agent: &str) -> Vec<u8> {
-    let body = serde_json::json!({
+    identify_with(&serde_json::json!({
         "client_id": client_id,
         "hostname": client_id,
         "user_agent": user_agent,
-    })
-    .to_string();
+    }))
+}
+
+/// `IDENTIFY` with any JSON body.
+pub fn identify_with(body: &serde_json::Value) -> Vec<u8> {
     let mut out = b"IDENTIFY\n".to_vec();
-    put_sized(&mut out, body.as_bytes());
+    put_sized(&mut out, body.to_string().as_bytes());
     out
 }
 
@@ -62,10 +65,7 @@ pub fn identify_negotiate(
     if let Some(level) = deflate_level {
         body["deflate_level"] = level.into();
     }
-    let body = body.to_string();
-    let mut out = b"IDENTIFY\n".to_vec();
-    put_sized(&mut out, body.as_bytes());
-    out
+    identify_with(&body)
 }
 
 /// `IDENTIFY` with the fields and defaults go-nsq sends for a new consumer or producer
@@ -79,7 +79,7 @@ pub fn identify_go_nsq(
     snappy: bool,
     deflate_level: Option<u32>,
 ) -> Vec<u8> {
-    let body = serde_json::json!({
+    identify_with(&serde_json::json!({
         "client_id": client_id,
         "hostname": client_id,
         "user_agent": user_agent,
@@ -93,11 +93,7 @@ pub fn identify_go_nsq(
         "deflate_level": deflate_level.unwrap_or(6),
         "sample_rate": 0,
         "msg_timeout": 0,
-    })
-    .to_string();
-    let mut out = b"IDENTIFY\n".to_vec();
-    put_sized(&mut out, body.as_bytes());
-    out
+    }))
 }
 
 pub fn sub(topic: &str, channel: &str) -> Vec<u8> {

@@ -185,7 +185,11 @@ impl ChannelState {
             self.requeued.push_back(f.msg);
             Ok(true)
         } else {
-            self.defer(f.msg, now + delay);
+            // A body is usually a slice of a large shared buffer (a read of the topic's log or
+            // of a client's MPUB); held for the delay, it would keep that whole buffer alive.
+            let mut msg = f.msg;
+            msg.body = bytes::Bytes::copy_from_slice(&msg.body);
+            self.defer(msg, now + delay);
             Ok(false)
         }
     }
@@ -390,6 +394,42 @@ mod tests {
         assert_eq!(c.scan(now + Duration::from_secs(4)).requeued(), 0);
         assert_eq!(c.scan(now + Duration::from_secs(5)).deferred_due, 1);
         assert_eq!(c.depth(&t), 1);
+    }
+
+    /// A deferred message must not keep alive the large buffer its body was sliced from.
+    #[test]
+    fn deferring_copies_the_body_out_of_its_shared_buffer() {
+        let shared = Bytes::from(vec![b'x'; 1 << 20]);
+        let mut t = TopicState::in_memory(None);
+        t.add_channel(7, None);
+        let bodies = [shared.slice(0..10), shared.slice(10..20)];
+        t.publish(
+            (0..2)
+                .map(|i| Message::new(MessageId::from_guid(i), 0, bodies[i as usize].clone()))
+                .collect(),
+        )
+        .unwrap();
+        let mut c = ChannelState::new(7);
+        let now = Instant::now();
+        let mut out = Vec::new();
+        c.take(&mut t, 1, 2, usize::MAX, now, T, &mut out);
+        c.requeue(1, &out[0].id, Duration::from_secs(5), now)
+            .unwrap();
+        c.requeue(1, &out[1].id, Duration::ZERO, now).unwrap();
+        let inside = |b: &Bytes| {
+            let range = shared.as_ptr_range();
+            range.contains(&b.as_ptr())
+        };
+        let owed: Vec<_> = c.owed().collect();
+        let deferred = owed.iter().find(|(_, due)| due.is_some()).unwrap().0;
+        let requeued = owed.iter().find(|(_, due)| due.is_none()).unwrap().0;
+        assert_eq!(&deferred.body[..], &shared[0..10]);
+        assert!(
+            !inside(&deferred.body),
+            "the deferred body still points into the buffer"
+        );
+        // A message requeued for now goes out again soon: it keeps sharing.
+        assert!(inside(&requeued.body));
     }
 
     #[test]

@@ -141,6 +141,9 @@ impl Topic {
 
     /// Publishes one message that each channel holds back for `defer_ms`.
     pub fn publish_deferred(&self, body: Bytes, defer_ms: i64) -> Result<(), QueueError> {
+        // Held for the whole delay: a slice of the connection's read buffer would keep all of
+        // that buffer alive meanwhile. One copy, shared by every channel.
+        let body = Bytes::copy_from_slice(&body);
         let channels: Option<Vec<Arc<Channel>>> = {
             let mut inner = self.inner.lock();
             let inner = &mut *inner;

@@ -8,7 +8,7 @@ use anyhow::{bail, Context, Result};
 use nsq_flags::{Flag, FlagSet, Parsed, Values};
 
 use crate::reader::ReaderOpts;
-use crate::report;
+use crate::report::{self, Summary};
 use crate::transport::{Compression, Transport};
 use crate::writer::WriterOpts;
 
@@ -110,6 +110,44 @@ pub fn transport(v: &Values) -> Result<Transport> {
         tls_ca_file: (!ca.is_empty()).then(|| ca.into()),
         compression,
     })
+}
+
+/// The flags every tool shares: nsqd's address, topic, message size, run time and start time.
+pub fn base_flags(name: &str) -> FlagSet {
+    FlagSet::new(name)
+        .flag(address_flag())
+        .flag(topic_flag())
+        .flag(size_flag())
+        .flag(runfor_flag())
+        .flag(deadline_flag())
+}
+
+/// `main` of a one-sided tool (`bench_writer`, `bench_reader`): its flags, parsed the Go way;
+/// connect, wait for `--deadline`, run, then NSQ's summary line and the machine-readable lines.
+pub fn one_side_main<O, T>(
+    name: &str,
+    count_help: &str,
+    side_flags: impl IntoIterator<Item = Flag>,
+    opts: fn(&Values) -> Result<O>,
+    connect: fn(O, &str) -> Result<T>,
+    run: fn(T) -> Result<Summary>,
+) -> std::process::ExitCode {
+    let mut fs = base_flags(name).flag(Flag::int("count", 0, count_help));
+    for f in side_flags.into_iter().chain(transport_flags()) {
+        fs.add(f);
+    }
+    let values = parse_or_exit(&fs, std::env::args().skip(1).collect());
+    let o = opts(&values).unwrap_or_else(|e| usage_error(&fs, &e));
+    let start_at = deadline(&values).unwrap_or_else(|e| usage_error(&fs, &e));
+    let result = (|| {
+        let side = connect(o, &crate::user_agent(name))?;
+        wait_until(name, start_at);
+        let summary = run(side)?;
+        report::log(name, &summary.go_line());
+        println!("{}", summary.machine_lines(""));
+        Ok(())
+    })();
+    finish(name, result)
 }
 
 /// Parses the arguments after the program name. Help prints the usage and exits 0; a bad flag
@@ -248,13 +286,7 @@ mod tests {
     use super::*;
 
     fn writer_set() -> FlagSet {
-        let mut fs = FlagSet::new("bench_writer")
-            .flag(address_flag())
-            .flag(topic_flag())
-            .flag(size_flag())
-            .flag(runfor_flag())
-            .flag(deadline_flag())
-            .flag(Flag::int("count", 0, "stop after this many"));
+        let mut fs = base_flags("bench_writer").flag(Flag::int("count", 0, "stop after this many"));
         for f in writer_flags().into_iter().chain(transport_flags()) {
             fs.add(f);
         }

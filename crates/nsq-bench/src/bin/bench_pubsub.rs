@@ -10,17 +10,11 @@ use chrono::{DateTime, Utc};
 use nsq_bench::reader::{Reader, ReaderOpts};
 use nsq_bench::writer::{Writer, WriterOpts};
 use nsq_bench::{cli, report, user_agent};
-use nsq_flags::FlagSet;
 
 const NAME: &str = "bench_pubsub";
 
 fn main() -> ExitCode {
-    let mut fs = FlagSet::new(NAME)
-        .flag(cli::address_flag())
-        .flag(cli::topic_flag())
-        .flag(cli::size_flag())
-        .flag(cli::runfor_flag())
-        .flag(cli::deadline_flag());
+    let mut fs = cli::base_flags(NAME);
     for f in cli::writer_flags()
         .into_iter()
         .chain(cli::reader_flags())

@@ -1,9 +1,12 @@
 //! End-to-end checks over real sockets: exact status lines, header names and bodies as a client
 //! sees them, keep-alive, panic isolation, access logging and shutdown.
 
+mod common;
+
+use common::{log_lines_containing, logger};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::StatusCode;
@@ -15,45 +18,6 @@ use tokio::sync::watch;
 
 struct State {
     tls_required: bool,
-}
-
-struct CaptureLogger {
-    lines: Mutex<Vec<String>>,
-}
-
-impl log::Log for CaptureLogger {
-    fn enabled(&self, _: &log::Metadata) -> bool {
-        true
-    }
-    fn log(&self, record: &log::Record) {
-        if let Ok(mut lines) = self.lines.lock() {
-            lines.push(format!("{} {}", record.level(), record.args()));
-        }
-    }
-    fn flush(&self) {}
-}
-
-fn logger() -> &'static CaptureLogger {
-    static LOGGER: OnceLock<&'static CaptureLogger> = OnceLock::new();
-    LOGGER.get_or_init(|| {
-        let logger: &'static CaptureLogger = Box::leak(Box::new(CaptureLogger {
-            lines: Mutex::new(Vec::new()),
-        }));
-        let _ = log::set_logger(logger);
-        log::set_max_level(log::LevelFilter::Info);
-        logger
-    })
-}
-
-fn log_lines_containing(needle: &str) -> Vec<String> {
-    logger()
-        .lines
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|l| l.contains(needle))
-        .cloned()
-        .collect()
 }
 
 async fn pub_handler(_: Arc<State>, mut ctx: RequestCtx) -> HandlerResult {

@@ -1,7 +1,10 @@
 //! `serve_tls` over real sockets: requests over TLS, Go's answer to plain HTTP on the TLS port,
 //! failed handshakes that are logged and harm nobody else, and shutdown.
 
-use std::sync::{Arc, Mutex, OnceLock};
+mod common;
+
+use common::{log_lines_containing, logger};
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::StatusCode;
@@ -11,45 +14,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
-
-struct CaptureLogger {
-    lines: Mutex<Vec<String>>,
-}
-
-impl log::Log for CaptureLogger {
-    fn enabled(&self, _: &log::Metadata) -> bool {
-        true
-    }
-    fn log(&self, record: &log::Record) {
-        if let Ok(mut lines) = self.lines.lock() {
-            lines.push(format!("{} {}", record.level(), record.args()));
-        }
-    }
-    fn flush(&self) {}
-}
-
-fn logger() -> &'static CaptureLogger {
-    static LOGGER: OnceLock<&'static CaptureLogger> = OnceLock::new();
-    LOGGER.get_or_init(|| {
-        let logger: &'static CaptureLogger = Box::leak(Box::new(CaptureLogger {
-            lines: Mutex::new(Vec::new()),
-        }));
-        let _ = log::set_logger(logger);
-        log::set_max_level(log::LevelFilter::Info);
-        logger
-    })
-}
-
-fn log_lines_containing(needle: &str) -> Vec<String> {
-    logger()
-        .lines
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|l| l.contains(needle))
-        .cloned()
-        .collect()
-}
 
 struct Server {
     addr: std::net::SocketAddr,

@@ -13,9 +13,6 @@ pub const FRAME_RESPONSE: i32 = 0;
 pub const FRAME_ERROR: i32 = 1;
 pub const FRAME_MESSAGE: i32 = 2;
 
-/// How long any single wait in a test may take before the test fails.
-pub const WAIT: Duration = Duration::from_secs(10);
-
 #[derive(Default)]
 struct LogState {
     lines: Vec<String>,
@@ -373,99 +370,13 @@ pub fn parse_message(d: &[u8]) -> Msg {
     }
 }
 
-#[derive(Debug, Clone)]
-pub struct HttpResponse {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
-}
-
-impl HttpResponse {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-
-    pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.text()))
-    }
-}
+// Not every test file uses every helper.
+#[allow(unused_imports)]
+pub use nsq_testkit::{eventually, now_ns, parse_http_response, HttpResponse, WAIT};
 
 /// A minimal HTTP/1.1 client (one request per connection) so tests see exact status, headers and body.
 pub fn http_request(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> HttpResponse {
-    let mut s = TcpStream::connect(addr).expect("http connect");
-    s.set_read_timeout(Some(WAIT)).unwrap();
-    let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    )
-    .into_bytes();
-    req.extend_from_slice(body);
-    s.write_all(&req).expect("http write");
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).expect("http read");
-    parse_http_response(&raw)
-}
-
-pub fn parse_http_response(raw: &[u8]) -> HttpResponse {
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("http header end");
-    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
-    let mut rest = raw[split + 4..].to_vec();
-    let mut lines = head.split("\r\n");
-    let status_line = lines.next().unwrap();
-    let status: u16 = status_line.split(' ').nth(1).unwrap().parse().unwrap();
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-        .collect();
-    let chunked = headers
-        .iter()
-        .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
-    if chunked {
-        let mut out = Vec::new();
-        let mut i = 0;
-        loop {
-            let e = rest[i..].windows(2).position(|w| w == b"\r\n").unwrap() + i;
-            let n = usize::from_str_radix(std::str::from_utf8(&rest[i..e]).unwrap().trim(), 16)
-                .unwrap();
-            if n == 0 {
-                break;
-            }
-            out.extend_from_slice(&rest[e + 2..e + 2 + n]);
-            i = e + 2 + n + 2;
-        }
-        rest = out;
-    }
-    HttpResponse {
-        status,
-        headers,
-        body: rest,
-    }
-}
-
-/// Polls `f` until it returns `Some`, failing the test after [`WAIT`]. For conditions that have no
-/// event to wait on (for example a counter in `/stats`).
-pub fn eventually<T>(mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        if Instant::now() > deadline {
-            panic!("condition not reached in time");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    nsq_testkit::http_request_with(addr, method, path, "", body)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -494,13 +405,6 @@ pub fn cmd_bytes(line: &str, body: Option<&[u8]>) -> Vec<u8> {
 /// True if `s` is 16 lowercase hex ASCII characters.
 pub fn is_lower_hex16(s: &[u8]) -> bool {
     s.len() == 16 && s.iter().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'))
-}
-
-pub fn now_ns() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as i64
 }
 
 impl Conn {

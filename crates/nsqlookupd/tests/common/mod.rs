@@ -8,9 +8,6 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-/// How long any single wait in a test may take before the test fails.
-pub const WAIT: Duration = Duration::from_secs(10);
-
 /// The broadcast address every test daemon is started with.
 pub const BCAST: &str = "lookupd-test";
 
@@ -365,124 +362,18 @@ impl V1 {
     }
 }
 
-#[derive(Debug, Clone)]
-pub struct HttpResponse {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
-}
+// Not every test file uses every helper.
+#[allow(unused_imports)]
+pub use nsq_testkit::{eventually, now_ns, HttpResponse, WAIT};
 
-impl HttpResponse {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-
-    pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.text()))
-    }
-
-    /// Asserts a V1 error response: status, headers and `{"message":...}` exactly.
-    pub fn assert_error(&self, status: u16, message: &str) {
-        assert_eq!(
-            (self.status, self.text()),
-            (status, format!(r#"{{"message":"{message}"}}"#))
-        );
-        assert_eq!(self.header("X-NSQ-Content-Type"), Some("nsq; version=1.0"));
-        assert_eq!(
-            self.header("Content-Type"),
-            Some("application/json; charset=utf-8")
-        );
-    }
-
-    /// Asserts a V1 success with an empty body.
-    pub fn assert_empty_ok(&self) {
-        assert_eq!((self.status, self.text()), (200, String::new()));
-        assert_eq!(self.header("X-NSQ-Content-Type"), Some("nsq; version=1.0"));
-    }
-
-    /// Asserts a V1 JSON success and returns the raw body as text.
-    pub fn json_ok(&self) -> String {
-        assert_eq!(self.status, 200, "{}", self.text());
-        assert_eq!(self.header("X-NSQ-Content-Type"), Some("nsq; version=1.0"));
-        assert_eq!(
-            self.header("Content-Type"),
-            Some("application/json; charset=utf-8")
-        );
-        self.text()
-    }
-}
-
-/// A minimal HTTP/1.1 client (one request per connection) so tests see exact status, headers and
-/// body.
+/// A minimal HTTP/1.1 client (one request per connection), asking for NSQ's V1 responses, so
+/// tests see exact status, headers and body.
 pub fn http_request(addr: SocketAddr, method: &str, path: &str) -> HttpResponse {
-    let mut s = TcpStream::connect(addr).expect("http connect");
-    s.set_read_timeout(Some(WAIT)).unwrap();
-    let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: application/vnd.nsq; version=1.0\r\n\
-         Connection: close\r\nContent-Length: 0\r\n\r\n"
-    );
-    s.write_all(req.as_bytes()).expect("http write");
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).expect("http read");
-    parse_http_response(&raw)
-}
-
-fn parse_http_response(raw: &[u8]) -> HttpResponse {
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("http header end");
-    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
-    let body = raw[split + 4..].to_vec();
-    let mut lines = head.split("\r\n");
-    let status: u16 = lines
-        .next()
-        .and_then(|l| l.split(' ').nth(1))
-        .and_then(|s| s.parse().ok())
-        .expect("status line");
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-        .collect();
-    assert!(
-        !headers
-            .iter()
-            .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked")),
-        "chunked responses are not expected"
-    );
-    HttpResponse {
-        status,
-        headers,
-        body,
-    }
-}
-
-/// Polls `f` until it returns `Some`, failing the test after [`WAIT`]. For conditions with no
-/// event to wait on.
-pub fn eventually<T>(mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        if Instant::now() > deadline {
-            panic!("condition not reached in time");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-pub fn now_ns() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as i64
+    nsq_testkit::http_request_with(
+        addr,
+        method,
+        path,
+        "Accept: application/vnd.nsq; version=1.0\r\n",
+        b"",
+    )
 }

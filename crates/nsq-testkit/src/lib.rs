@@ -1,5 +1,6 @@
 //! What the daemons' integration tests share: a minimal HTTP/1.1 client that shows exactly what
-//! a client sees (status, headers, body), and polling for conditions with no event to wait on.
+//! a client sees (status, headers, body), child processes whose stderr lines tests wait on, and
+//! polling for conditions with no event to wait on.
 //!
 //! Test code: it panics on anything unexpected, which is how a test fails.
 #![forbid(unsafe_code)]
@@ -157,4 +158,122 @@ pub fn now_ns() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as i64)
+}
+
+/// The stderr lines of a child process, collected by a thread, for tests to wait on.
+#[derive(Clone, Default)]
+pub struct ProcessLog {
+    name: &'static str,
+    state: std::sync::Arc<(std::sync::Mutex<LogState>, std::sync::Condvar)>,
+}
+
+#[derive(Default)]
+struct LogState {
+    lines: Vec<String>,
+    /// The process closed its stderr (it exited).
+    closed: bool,
+}
+
+/// Spawns `program` with stdin and stdout closed and stderr captured line by line into a
+/// [`ProcessLog`]. When the environment variable `echo_env` is set, each line is also printed,
+/// prefixed with `name`, for debugging a test.
+pub fn spawn_logged(
+    program: &std::path::Path,
+    args: &[String],
+    name: &'static str,
+    echo_env: &'static str,
+) -> (std::process::Child, ProcessLog) {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {name} ({}): {e}", program.display()));
+    let stderr = child.stderr.take().expect("stderr");
+    let log = ProcessLog {
+        name,
+        state: Default::default(),
+    };
+    let state = log.state.clone();
+    std::thread::spawn(move || {
+        let echo = std::env::var_os(echo_env).is_some();
+        let (m, c) = &*state;
+        for line in std::io::BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if echo {
+                eprintln!("{name}: {line}");
+            }
+            m.lock().unwrap_or_else(|e| e.into_inner()).lines.push(line);
+            c.notify_all();
+        }
+        m.lock().unwrap_or_else(|e| e.into_inner()).closed = true;
+        c.notify_all();
+    });
+    (child, log)
+}
+
+impl ProcessLog {
+    /// Waits until a line contains `needle` and returns it; panics (with the log so far) if the
+    /// process exits first or after [`WAIT`].
+    pub fn wait_for(&self, needle: &str) -> String {
+        self.wait_for_all(&[needle])
+    }
+
+    /// Waits until one line contains every one of `needles`.
+    pub fn wait_for_all(&self, needles: &[&str]) -> String {
+        let deadline = Instant::now() + WAIT;
+        let (m, c) = &*self.state;
+        let mut st = m.lock().unwrap_or_else(|e| e.into_inner());
+        let needle = needles.join("\" and \"");
+        loop {
+            if let Some(l) = st
+                .lines
+                .iter()
+                .find(|l| needles.iter().all(|n| l.contains(n)))
+            {
+                return l.clone();
+            }
+            if st.closed {
+                panic!(
+                    "{} exited before logging {needle:?}; log:\n{}",
+                    self.name,
+                    st.lines.join("\n")
+                );
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                panic!(
+                    "timed out waiting for {} to log {needle:?}; log:\n{}",
+                    self.name,
+                    st.lines.join("\n")
+                );
+            }
+            st = c
+                .wait_timeout(st, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+
+    /// The address in the first line containing `marker` (`TCP: listening on `, ...).
+    pub fn listen_addr(&self, marker: &str) -> SocketAddr {
+        let line = self.wait_for(marker);
+        let (_, addr) = line.split_once(marker).expect("marker in line");
+        addr.trim()
+            .parse()
+            .unwrap_or_else(|e| panic!("{}: bad listen address in {line:?}: {e}", self.name))
+    }
+
+    /// Every line so far.
+    pub fn lines(&self) -> Vec<String> {
+        self.state
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .lines
+            .clone()
+    }
 }

@@ -13,12 +13,11 @@ mod common;
 
 use std::collections::HashSet;
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Condvar, Mutex};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -26,89 +25,51 @@ use common::*;
 /// Size of every test message body.
 const BODY: usize = 1000;
 
-/// Captured log lines, and whether the log has ended.
-type Log = Arc<(Mutex<(Vec<String>, bool)>, Condvar)>;
-
 /// nsqd started through an optional wrapper command (`prlimit ...`), with its log captured.
 struct Daemon {
     child: Child,
     tcp: SocketAddr,
     http: SocketAddr,
-    log: Log,
+    log: ProcessLog,
 }
 
 impl Daemon {
     fn start(wrapper: &[String], data: &Path) -> Daemon {
-        let mut cmd = match wrapper.split_first() {
+        let mut args: Vec<String> = Vec::new();
+        let program = match wrapper.split_first() {
             Some((prog, rest)) => {
-                let mut c = Command::new(prog);
-                c.args(rest).arg("--").arg(bin());
-                c
+                args.extend(rest.iter().cloned());
+                args.push("--".into());
+                args.push(bin().into());
+                Path::new(prog)
             }
-            None => Command::new(bin()),
+            None => Path::new(bin()),
         };
-        let mut child = cmd
-            .arg("--tcp-address=127.0.0.1:0")
-            .arg("--http-address=127.0.0.1:0")
-            .arg(format!("--data-path={}", data.display()))
-            .arg("--durability=write")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn nsqd");
-        let stderr = child.stderr.take().unwrap();
-        let log: Log = Arc::default();
-        let log2 = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if std::env::var_os("NSQD_TEST_LOG").is_some() {
-                    eprintln!("{line}");
-                }
-                log2.0.lock().unwrap().0.push(line);
-                log2.1.notify_all();
-            }
-            log2.0.lock().unwrap().1 = true;
-            log2.1.notify_all();
-        });
+        args.extend([
+            "--tcp-address=127.0.0.1:0".to_string(),
+            "--http-address=127.0.0.1:0".to_string(),
+            format!("--data-path={}", data.display()),
+            "--durability=write".to_string(),
+        ]);
+        let (child, log) = spawn_logged(program, &args, "nsqd", "NSQD_TEST_LOG");
         let mut d = Daemon {
             child,
             tcp: "0.0.0.0:0".parse().unwrap(),
             http: "0.0.0.0:0".parse().unwrap(),
             log,
         };
-        d.tcp = d.listen_addr("TCP: listening on ");
-        d.http = d.listen_addr("HTTP: listening on ");
+        d.tcp = d.log.listen_addr("TCP: listening on ");
+        d.http = d.log.listen_addr("HTTP: listening on ");
         d
-    }
-
-    fn listen_addr(&self, marker: &str) -> SocketAddr {
-        let line = self.wait_for_log(&[marker]);
-        let at = line.find(marker).unwrap() + marker.len();
-        line[at..].trim().parse().expect("listen address")
     }
 
     /// Waits for a log line containing every one of `needles`.
     fn wait_for_log(&self, needles: &[&str]) -> String {
-        let deadline = Instant::now() + WAIT;
-        let (m, c) = &*self.log;
-        let mut st = m.lock().unwrap();
-        loop {
-            if let Some(l) = st.0.iter().find(|l| needles.iter().all(|n| l.contains(n))) {
-                return l.clone();
-            }
-            assert!(
-                !st.1 && Instant::now() < deadline,
-                "no log line with {needles:?}; log:\n{}",
-                st.0.join("\n")
-            );
-            st = c.wait_timeout(st, deadline - Instant::now()).unwrap().0;
-        }
+        self.log.wait_for_all(needles)
     }
 
     fn log_lines(&self) -> Vec<String> {
-        self.log.0.lock().unwrap().0.clone()
+        self.log.lines()
     }
 
     fn connect(&self) -> Conn {

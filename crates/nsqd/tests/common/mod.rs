@@ -2,22 +2,15 @@
 //! with a temporary data directory, and speaks raw TCP/HTTP to it.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Condvar, Mutex};
+use std::process::{Child, Command, ExitStatus};
 use std::time::{Duration, Instant};
 
 pub const FRAME_RESPONSE: i32 = 0;
 pub const FRAME_ERROR: i32 = 1;
 pub const FRAME_MESSAGE: i32 = 2;
-
-#[derive(Default)]
-struct LogState {
-    lines: Vec<String>,
-    closed: bool,
-}
 
 pub struct Nsqd {
     child: Option<Child>,
@@ -25,7 +18,7 @@ pub struct Nsqd {
     pub http: SocketAddr,
     pub data_path: PathBuf,
     _dir: Option<tempfile::TempDir>,
-    log: Arc<(Mutex<LogState>, Condvar)>,
+    log: ProcessLog,
 }
 
 pub fn bin() -> &'static str {
@@ -50,31 +43,7 @@ impl Nsqd {
             format!("--data-path={}", data_path.display()),
         ];
         args.extend(extra.iter().map(|s| s.to_string()));
-        let mut child = Command::new(bin())
-            .args(&args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn nsqd");
-        let stderr = child.stderr.take().expect("stderr");
-        let log: Arc<(Mutex<LogState>, Condvar)> = Arc::default();
-        let log2 = log.clone();
-        std::thread::spawn(move || {
-            let reader = BufReader::new(stderr);
-            for line in reader.lines() {
-                let Ok(line) = line else { break };
-                if std::env::var_os("NSQD_TEST_LOG").is_some() {
-                    eprintln!("{line}");
-                }
-                let (m, c) = &*log2;
-                m.lock().unwrap().lines.push(line);
-                c.notify_all();
-            }
-            let (m, c) = &*log2;
-            m.lock().unwrap().closed = true;
-            c.notify_all();
-        });
+        let (child, log) = spawn_logged(Path::new(bin()), &args, "nsqd", "NSQD_TEST_LOG");
         let mut n = Nsqd {
             child: Some(child),
             tcp: "0.0.0.0:0".parse().unwrap(),
@@ -83,45 +52,18 @@ impl Nsqd {
             _dir: None,
             log,
         };
-        n.tcp = n.listen_addr("TCP: listening on ");
-        n.http = n.listen_addr("HTTP: listening on ");
+        n.tcp = n.log.listen_addr("TCP: listening on ");
+        n.http = n.log.listen_addr("HTTP: listening on ");
         n
-    }
-
-    fn listen_addr(&self, marker: &str) -> SocketAddr {
-        let line = self.wait_for_log(marker);
-        let at = line.find(marker).unwrap() + marker.len();
-        line[at..].trim().parse().expect("listen address")
     }
 
     /// Waits until a stderr line contains `needle` and returns it; panics after [`WAIT`].
     pub fn wait_for_log(&self, needle: &str) -> String {
-        let deadline = Instant::now() + WAIT;
-        let (m, c) = &*self.log;
-        let mut st = m.lock().unwrap();
-        loop {
-            if let Some(l) = st.lines.iter().find(|l| l.contains(needle)) {
-                return l.clone();
-            }
-            if st.closed {
-                panic!(
-                    "nsqd exited before logging {needle:?}; log:\n{}",
-                    st.lines.join("\n")
-                );
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                panic!(
-                    "timed out waiting for {needle:?}; log:\n{}",
-                    st.lines.join("\n")
-                );
-            }
-            st = c.wait_timeout(st, deadline - now).unwrap().0;
-        }
+        self.log.wait_for(needle)
     }
 
     pub fn log_lines(&self) -> Vec<String> {
-        self.log.0.lock().unwrap().lines.clone()
+        self.log.lines()
     }
 
     /// Opens a TCP connection and sends the V2 magic.
@@ -372,7 +314,9 @@ pub fn parse_message(d: &[u8]) -> Msg {
 
 // Not every test file uses every helper.
 #[allow(unused_imports)]
-pub use nsq_testkit::{eventually, now_ns, parse_http_response, HttpResponse, WAIT};
+pub use nsq_testkit::{
+    eventually, now_ns, parse_http_response, spawn_logged, HttpResponse, ProcessLog, WAIT,
+};
 
 /// A minimal HTTP/1.1 client (one request per connection) so tests see exact status, headers and body.
 pub fn http_request(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> HttpResponse {
@@ -776,72 +720,6 @@ pub fn lookupd_bin() -> PathBuf {
     path
 }
 
-type SharedLog = Arc<(Mutex<LogState>, Condvar)>;
-
-/// Spawns `program` with stderr captured line by line (echoed when `NSQD_TEST_LOG` is set).
-fn spawn_logged(program: &Path, args: &[String], name: &'static str) -> (Child, SharedLog) {
-    let mut child = Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("spawn {name} ({}): {e}", program.display()));
-    let stderr = child.stderr.take().expect("stderr");
-    let log: SharedLog = Arc::default();
-    let log2 = log.clone();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines() {
-            let Ok(line) = line else { break };
-            if std::env::var_os("NSQD_TEST_LOG").is_some() {
-                eprintln!("{name}: {line}");
-            }
-            let (m, c) = &*log2;
-            m.lock().unwrap().lines.push(line);
-            c.notify_all();
-        }
-        let (m, c) = &*log2;
-        m.lock().unwrap().closed = true;
-        c.notify_all();
-    });
-    (child, log)
-}
-
-/// Waits until a stderr line of `log` contains `needle`; panics after [`WAIT`].
-fn wait_log_line(log: &SharedLog, needle: &str, name: &str) -> String {
-    let deadline = Instant::now() + WAIT;
-    let (m, c) = &**log;
-    let mut st = m.lock().unwrap();
-    loop {
-        if let Some(l) = st.lines.iter().find(|l| l.contains(needle)) {
-            return l.clone();
-        }
-        if st.closed {
-            panic!(
-                "{name} exited before logging {needle:?}; log:\n{}",
-                st.lines.join("\n")
-            );
-        }
-        let now = Instant::now();
-        if now >= deadline {
-            panic!(
-                "timed out waiting for {name} to log {needle:?}; log:\n{}",
-                st.lines.join("\n")
-            );
-        }
-        st = c.wait_timeout(st, deadline - now).unwrap().0;
-    }
-}
-
-fn listen_addr_in(log: &SharedLog, marker: &str, name: &str) -> SocketAddr {
-    let line = wait_log_line(log, marker, name);
-    let at = line.find(marker).unwrap() + marker.len();
-    line[at..]
-        .trim()
-        .parse()
-        .unwrap_or_else(|e| panic!("{name}: bad listen address in {line:?}: {e}"))
-}
-
 /// Sends a signal by name (`TERM`, `KILL`, `STOP`, `CONT`) to a process id.
 pub fn send_signal(pid: u32, sig: &str) {
     let st = Command::new("kill")
@@ -876,7 +754,7 @@ pub struct Lookupd {
     pub tcp: SocketAddr,
     pub http: SocketAddr,
     extra: Vec<String>,
-    log: SharedLog,
+    log: ProcessLog,
 }
 
 impl Lookupd {
@@ -894,9 +772,9 @@ impl Lookupd {
         ];
         let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
         args.extend(extra.iter().cloned());
-        let (child, log) = spawn_logged(&lookupd_bin(), &args, "nsqlookupd");
-        let tcp = listen_addr_in(&log, "TCP: listening on ", "nsqlookupd");
-        let http = listen_addr_in(&log, "HTTP: listening on ", "nsqlookupd");
+        let (child, log) = spawn_logged(&lookupd_bin(), &args, "nsqlookupd", "NSQD_TEST_LOG");
+        let tcp = log.listen_addr("TCP: listening on ");
+        let http = log.listen_addr("HTTP: listening on ");
         Lookupd {
             child: Some(child),
             tcp,
@@ -943,7 +821,7 @@ impl Lookupd {
     }
 
     pub fn log_lines(&self) -> Vec<String> {
-        self.log.0.lock().unwrap().lines.clone()
+        self.log.lines()
     }
 
     pub fn get(&self, path: &str) -> HttpResponse {

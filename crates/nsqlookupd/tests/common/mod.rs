@@ -2,20 +2,13 @@
 //! ports, speaks raw protocol V1 and HTTP/1.1 to it, and waits on its log lines.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 /// The broadcast address every test daemon is started with.
 pub const BCAST: &str = "lookupd-test";
-
-#[derive(Default)]
-pub struct LogState {
-    lines: Vec<String>,
-    closed: bool,
-}
 
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_nsqlookupd")
@@ -25,7 +18,7 @@ pub struct Lookupd {
     child: Option<Child>,
     pub tcp: SocketAddr,
     pub http: SocketAddr,
-    log: Arc<(Mutex<LogState>, Condvar)>,
+    log: ProcessLog,
 }
 
 impl Lookupd {
@@ -42,31 +35,30 @@ impl Lookupd {
 
     /// Starts nsqlookupd with exactly `args` (which must make it listen on known-free ports).
     pub fn start_with(args: &[String]) -> Lookupd {
-        let (child, log) = spawn(args);
+        let (child, log) = spawn_logged(
+            std::path::Path::new(bin()),
+            args,
+            "nsqlookupd",
+            "NSQLOOKUPD_TEST_LOG",
+        );
         let mut l = Lookupd {
             child: Some(child),
             tcp: "0.0.0.0:0".parse().unwrap(),
             http: "0.0.0.0:0".parse().unwrap(),
             log,
         };
-        l.tcp = l.listen_addr("TCP: listening on ");
-        l.http = l.listen_addr("HTTP: listening on ");
+        l.tcp = l.log.listen_addr("TCP: listening on ");
+        l.http = l.log.listen_addr("HTTP: listening on ");
         l
-    }
-
-    fn listen_addr(&self, marker: &str) -> SocketAddr {
-        let line = self.wait_for_log(marker);
-        let at = line.find(marker).unwrap() + marker.len();
-        line[at..].trim().parse().expect("listen address")
     }
 
     /// Waits until a stderr line contains `needle` and returns it; panics after [`WAIT`].
     pub fn wait_for_log(&self, needle: &str) -> String {
-        wait_for_line(&self.log, needle)
+        self.log.wait_for(needle)
     }
 
     pub fn log_lines(&self) -> Vec<String> {
-        self.log.0.lock().unwrap().lines.clone()
+        self.log.lines()
     }
 
     /// Opens a TCP connection and sends the V1 magic.
@@ -163,60 +155,6 @@ impl Drop for Lookupd {
             let _ = c.kill();
             let _ = c.wait();
         }
-    }
-}
-
-/// Spawns the binary with `args`, collecting stderr lines in the background.
-pub fn spawn(args: &[String]) -> (Child, Arc<(Mutex<LogState>, Condvar)>) {
-    let mut child = Command::new(bin())
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn nsqlookupd");
-    let stderr = child.stderr.take().expect("stderr");
-    let log: Arc<(Mutex<LogState>, Condvar)> = Arc::default();
-    let log2 = log.clone();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines() {
-            let Ok(line) = line else { break };
-            if std::env::var_os("NSQLOOKUPD_TEST_LOG").is_some() {
-                eprintln!("{line}");
-            }
-            let (m, c) = &*log2;
-            m.lock().unwrap().lines.push(line);
-            c.notify_all();
-        }
-        let (m, c) = &*log2;
-        m.lock().unwrap().closed = true;
-        c.notify_all();
-    });
-    (child, log)
-}
-
-fn wait_for_line(log: &Arc<(Mutex<LogState>, Condvar)>, needle: &str) -> String {
-    let deadline = Instant::now() + WAIT;
-    let (m, c) = &**log;
-    let mut st = m.lock().unwrap();
-    loop {
-        if let Some(l) = st.lines.iter().find(|l| l.contains(needle)) {
-            return l.clone();
-        }
-        if st.closed {
-            panic!(
-                "nsqlookupd exited before logging {needle:?}; log:\n{}",
-                st.lines.join("\n")
-            );
-        }
-        let now = Instant::now();
-        if now >= deadline {
-            panic!(
-                "timed out waiting for {needle:?}; log:\n{}",
-                st.lines.join("\n")
-            );
-        }
-        st = c.wait_timeout(st, deadline - now).unwrap().0;
     }
 }
 
@@ -364,7 +302,7 @@ impl V1 {
 
 // Not every test file uses every helper.
 #[allow(unused_imports)]
-pub use nsq_testkit::{eventually, now_ns, HttpResponse, WAIT};
+pub use nsq_testkit::{eventually, now_ns, spawn_logged, HttpResponse, ProcessLog, WAIT};
 
 /// A minimal HTTP/1.1 client (one request per connection), asking for NSQ's V1 responses, so
 /// tests see exact status, headers and body.

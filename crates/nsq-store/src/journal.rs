@@ -580,9 +580,9 @@ impl ChannelFiles {
             }
             // Generations follow each other; one missing in the middle lost its events.
             for missing in expected..gen {
-                report
-                    .problems
-                    .push(Problem::MissingJournal { generation: missing });
+                report.problems.push(Problem::MissingJournal {
+                    generation: missing,
+                });
             }
             expected = gen + 1;
             let data = Bytes::from(std::fs::read(&path).map_err(io_err(&path))?);
@@ -605,7 +605,11 @@ impl ChannelFiles {
 
     /// Writes `snap` as checkpoint `snap.generation` (temporary file, fsync, rename, directory
     /// fsync) and deletes checkpoints and journals older than `keep_from`.
-    fn commit_checkpoint(&self, snap: &ChannelSnapshot, keep_from: u64) -> Result<(), JournalError> {
+    fn commit_checkpoint(
+        &self,
+        snap: &ChannelSnapshot,
+        keep_from: u64,
+    ) -> Result<(), JournalError> {
         let path = self.checkpoint(snap.generation);
         let tmp = path.with_extension("ckpt.tmp");
         let write = || -> std::io::Result<()> {
@@ -736,7 +740,10 @@ impl JournalWriter {
     ) -> Result<JournalWriter, JournalError> {
         // Above every generation on disk: reusing one would append to a journal whose events
         // the new checkpoint already reflects.
-        snap.generation = snap.generation.max(report.last_generation).saturating_add(1);
+        snap.generation = snap
+            .generation
+            .max(report.last_generation)
+            .saturating_add(1);
         let newest = Committed {
             generation: snap.generation,
             pos: snap.pos,
@@ -957,7 +964,10 @@ mod tests {
             encode_event(&mut buf, e);
         }
         let full = decode_journal(&Bytes::from(buf.clone()));
-        assert_eq!((full.events, full.damage.len(), full.torn_bytes), (events.clone(), 0, 0));
+        assert_eq!(
+            (full.events, full.damage.len(), full.torn_bytes),
+            (events.clone(), 0, 0)
+        );
         for cut in 0..buf.len() {
             let scan = decode_journal(&Bytes::copy_from_slice(&buf[..cut]));
             assert!(scan.damage.is_empty(), "cut {cut}");
@@ -1072,13 +1082,22 @@ mod tests {
             }
             w.flush(false).unwrap();
         };
-        step(vec![Event::Advance(4), Event::Deferred(msg(20), 1)], &mut state);
+        step(
+            vec![Event::Advance(4), Event::Deferred(msg(20), 1)],
+            &mut state,
+        );
         let s1 = state.clone();
         w.checkpoint(|| (s1, ())).unwrap();
-        step(vec![Event::Finish(vec![msg(0).id]), Event::Advance(6)], &mut state);
+        step(
+            vec![Event::Finish(vec![msg(0).id]), Event::Advance(6)],
+            &mut state,
+        );
         let s2 = state.clone();
         w.checkpoint(|| (s2, ())).unwrap();
-        step(vec![Event::Deferred(msg(21), 2), Event::Finish(vec![msg(1).id])], &mut state);
+        step(
+            vec![Event::Deferred(msg(21), 2), Event::Finish(vec![msg(1).id])],
+            &mut state,
+        );
         (files, state)
     }
 
@@ -1159,7 +1178,10 @@ mod tests {
         let w = Arc::new(JournalWriter::start(files.clone(), &mut snap, &report).unwrap());
         let channel = Arc::new(Mutex::new(snap.clone()));
         w.append(&Event::Advance(2));
-        channel.lock().unwrap().apply(Event::Advance(2), &mut log_with(4));
+        channel
+            .lock()
+            .unwrap()
+            .apply(Event::Advance(2), &mut log_with(4));
         // The hook runs where a consumer holding the channel lock could append next.
         let (w2, c2) = (w.clone(), channel.clone());
         *lock(&w.hook_after_snapshot) = Some(Hook(Box::new(move || {

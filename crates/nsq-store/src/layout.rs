@@ -105,7 +105,12 @@ mod tests {
         std::fs::write(channel_files(d.path(), "..", "j").journal(3), b"").unwrap();
         std::fs::write(d.path().join("store/t-../c-old.ckpt"), b"x").unwrap();
         std::fs::write(d.path().join("store/t-../c-x.ckpt.tmp"), b"x").unwrap();
-        std::fs::write(d.path().join("store/t-../held-deferred.00000000000000000001.journal"), b"").unwrap();
+        std::fs::write(
+            d.path()
+                .join("store/t-../held-deferred.00000000000000000001.journal"),
+            b"",
+        )
+        .unwrap();
         assert_eq!(stored_topics(d.path()), vec![".."]);
         assert_eq!(stored_channels(d.path(), ".."), vec!["c.1", "j", "old"]);
     }

@@ -5,10 +5,12 @@
 //! The byte layout is specified in `docs/store-format.md`.
 #![forbid(unsafe_code)]
 
+pub mod health;
 pub mod journal;
 pub mod layout;
 pub mod log;
 pub mod record;
 pub mod segment;
 
+pub use health::{Health, HealthSnapshot};
 pub use log::{DiskLog, LogError, LogOptions, LogWriter, Recovery};

@@ -5,7 +5,7 @@
 //! Publishers then call [`LogWriter::flush`] after releasing the topic lock: the writer's I/O
 //! lock serialises writes, and whoever holds it writes everything pending, in sequence order,
 //! so concurrent publishers share one syscall (group commit).
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::FileExt;
@@ -18,6 +18,7 @@ use bytes::{Bytes, BytesMut};
 use nsq_protocol::Message;
 use nsq_queue::{MessageLog, QueueError};
 
+use crate::health::Health;
 use crate::record::{decode, encode, Decoded};
 use crate::segment::{self, header, parse_segment_name, scan, segment_path, Damage, HEADER_LEN};
 
@@ -59,6 +60,11 @@ pub struct Recovery {
     pub damage: Vec<Damage>,
     /// Bytes cut off the end of the last segment (an interrupted write).
     pub truncated_bytes: u64,
+    /// Bytes left behind as damaged (kept in place, never read as records).
+    pub cut_bytes: u64,
+    /// The newest segment was an empty file (removed): an interrupted segment roll leaves
+    /// that, and so does damage that emptied it, which loses what it held.
+    pub empty_last_segment: Option<PathBuf>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -264,12 +270,23 @@ pub struct DiskLog {
     hints: HashMap<u64, (u64, u64)>,
     writer: Arc<LogWriter>,
     damaged: u64,
+    /// Places whose damage was already reported.
+    reported: HashSet<(u64, Place)>,
+    health: Arc<Health>,
     /// Zeroed memory that disk reads land in; each read's bytes are split off and frozen, so
     /// messages slice them without a copy and the zeroing is paid once per arena rather than
     /// once per read (a fresh zeroed buffer per read was a quarter of a backlog read's cost).
     arena: BytesMut,
     /// Mean record size seen by the last read, to size the next one to what is asked for.
     record_size: usize,
+}
+
+/// Where in a segment damage was found: at a byte offset, or at its end (records missing
+/// before the next segment begins).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Place {
+    Offset(u64),
+    EndsEarly,
 }
 
 /// Size of a fresh read arena.
@@ -289,6 +306,8 @@ impl DiskLog {
             .collect();
         firsts.sort_unstable();
         let mut recovery = Recovery::default();
+        let health = Arc::new(Health::default());
+        let mut reported = HashSet::new();
         let mut tail = 0;
         let mut io = WriterIo {
             dir: dir.to_path_buf(),
@@ -299,16 +318,82 @@ impl DiskLog {
             created: Vec::new(),
             spare: Vec::new(),
         };
+        // Older segments are checked record by record when read; here only that each still
+        // has its header, so a segment emptied by damage is reported at start-up.
+        for pair in firsts.windows(2) {
+            let [first, next] = *pair else { continue };
+            let path = segment_path(dir, first);
+            match segment::check_header(&path, first) {
+                Ok(()) => {}
+                Err(segment::HeaderProblem::Short(len)) => {
+                    recovery.damage.push(Damage {
+                        path: path.clone(),
+                        offset: 0,
+                        reason: "segment shorter than its header",
+                        lost: next - first,
+                    });
+                    recovery.cut_bytes += len;
+                    reported.insert((first, Place::EndsEarly));
+                }
+                Err(segment::HeaderProblem::Damaged) => {
+                    recovery.damage.push(Damage {
+                        path: path.clone(),
+                        offset: 0,
+                        reason: "damaged segment header (records are still read)",
+                        lost: 0,
+                    });
+                }
+                Err(segment::HeaderProblem::Io(e)) => {
+                    recovery.damage.push(Damage {
+                        path: path.clone(),
+                        offset: 0,
+                        reason: "segment unreadable",
+                        lost: 0,
+                    });
+                    log::error!("{}: {e}", path.display());
+                }
+            }
+        }
         if let Some(&last) = firsts.last() {
             let path = segment_path(dir, last);
-            let s = scan(&path, last, MAX_RECORD_BODY)?;
+            let s = match scan(&path, last, MAX_RECORD_BODY) {
+                Err(segment::SegmentError::BadHeader(_)) => {
+                    // Shorter than a header and not the start of one: nothing readable, kept
+                    // for inspection; writing continues in a new segment.
+                    let len = std::fs::metadata(&path).map_err(io_err(&path))?.len();
+                    segment::Scan {
+                        valid_len: len,
+                        next_seq: last,
+                        records: Vec::new(),
+                        damage: vec![Damage {
+                            path: path.clone(),
+                            offset: 0,
+                            reason: "not a segment (bad header)",
+                            lost: 0,
+                        }],
+                        torn_tail: true,
+                        header_damaged: true,
+                    }
+                }
+                other => other?,
+            };
+            for d in &s.damage {
+                reported.insert((last, Place::Offset(d.offset)));
+            }
             recovery.damage.extend(s.damage.iter().cloned());
             tail = s.next_seq;
             let len = std::fs::metadata(&path).map_err(io_err(&path))?.len();
             if s.valid_len == 0 {
-                // Not even a header: the segment was being created.
+                // Not even a header: the segment was being created, or lost its content.
+                if len == 0 {
+                    recovery.empty_last_segment = Some(path.clone());
+                }
                 std::fs::remove_file(&path).map_err(io_err(&path))?;
                 firsts.pop();
+            } else if !s.damage.is_empty() && s.torn_tail || s.header_damaged {
+                // Damage at the end, or a damaged header: keep the file as it is for the
+                // readers (and for inspection) and continue in a new segment.
+                recovery.cut_bytes += len - s.valid_len;
             } else {
                 if len > s.valid_len {
                     recovery.truncated_bytes = len - s.valid_len;
@@ -328,6 +413,22 @@ impl DiskLog {
                 io.seg_len = s.valid_len;
             }
         }
+        let lost: u64 = recovery.damage.iter().map(|d| d.lost).sum();
+        if let Some(last) = recovery.damage.last() {
+            health.record(
+                lost,
+                recovery.cut_bytes,
+                format!(
+                    "damaged data in {} at offset {} ({})",
+                    last.path.display(),
+                    last.offset,
+                    last.reason
+                ),
+            );
+        } else {
+            health.record_cut(recovery.cut_bytes);
+        }
+        health.record_cut(recovery.truncated_bytes);
         let head = firsts.first().copied().unwrap_or(tail);
         let segments = firsts
             .iter()
@@ -360,7 +461,9 @@ impl DiskLog {
                 segments,
                 hints: HashMap::new(),
                 writer,
-                damaged: 0,
+                damaged: recovery.damage.len() as u64,
+                reported,
+                health,
                 arena: BytesMut::new(),
                 record_size: 256,
             },
@@ -379,6 +482,32 @@ impl DiskLog {
     /// Records found damaged while reading (each skipped).
     pub fn damaged(&self) -> u64 {
         self.damaged
+    }
+
+    /// What was found wrong with the log's files, for stats.
+    pub fn health(&self) -> Arc<Health> {
+        self.health.clone()
+    }
+
+    /// Moves the tail forward to `seq` (nothing is written): after damage removed the newest
+    /// records, channels may remember positions beyond the log's end, and those sequence
+    /// numbers must not be given to new messages.
+    pub fn skip_to(&mut self, seq: u64) {
+        if seq <= self.tail {
+            return;
+        }
+        let mut p = lock(&self.writer.pending);
+        if !p.buf.is_empty() {
+            return;
+        }
+        p.end = seq;
+        self.tail = seq;
+        self.cache.clear();
+        self.cache_base = seq;
+        self.writer.written.store(seq, Ordering::Release);
+        self.writer.synced.fetch_max(seq, Ordering::AcqRel);
+        // The next write starts a segment named after its first record.
+        lock(&self.writer.io).file = None;
     }
 
     fn evict(&mut self) {
@@ -402,6 +531,25 @@ impl DiskLog {
         }
     }
 
+    /// Reports damage once per place, however many channels read past it: an ERROR line with
+    /// the file and offset, and the counts in the topic's health.
+    fn report(
+        &mut self,
+        seg_first: u64,
+        place: Place,
+        what: impl FnOnce() -> String,
+        lost: u64,
+        bytes: u64,
+    ) {
+        if !self.reported.insert((seg_first, place)) {
+            return;
+        }
+        self.damaged += 1;
+        let text = what();
+        log::error!("{text}");
+        self.health.record(lost, bytes, text);
+    }
+
     /// Reads the records with sequence numbers in `seq..end` from disk into `out`, returning
     /// where to continue (past records found damaged or missing).
     fn read_disk(&mut self, mut seq: u64, end: u64, out: &mut Vec<Message>) -> u64 {
@@ -418,15 +566,33 @@ impl DiskLog {
                     _ => return end,
                 },
             };
-            let seg_end = self
-                .segments
-                .get(idx + 1)
-                .map_or(u64::MAX, |s| s.first)
-                .min(end);
-            match self.read_segment(idx, seq, seg_end, out) {
+            let next_first = self.segments.get(idx + 1).map(|s| s.first);
+            let seg_end = next_first.unwrap_or(u64::MAX).min(end);
+            let is_last = next_first.is_none();
+            match self.read_segment(idx, seq, seg_end, is_last, out) {
                 Some(next) if next >= seg_end => seq = seg_end,
-                // The segment ended early (damage at its end): continue in the next one.
-                Some(_) if seg_end < end => seq = seg_end,
+                // The segment ended before the next one begins: its last records are missing.
+                Some(next) if !is_last => {
+                    let at = next.max(seq);
+                    let next_first = next_first.unwrap_or(end);
+                    let (first, path) = match self.segments.get(idx) {
+                        Some(s) => (s.first, s.path.clone()),
+                        None => return seq,
+                    };
+                    self.report(
+                        first,
+                        Place::EndsEarly,
+                        || {
+                            format!(
+                                "{}: messages {at}..{next_first} are missing (the segment ends early), skipped",
+                                path.display()
+                            )
+                        },
+                        next_first - at,
+                        0,
+                    );
+                    seq = next_first.min(end);
+                }
                 Some(next) => return next.max(seq),
                 None => return seq,
             }
@@ -435,32 +601,72 @@ impl DiskLog {
     }
 
     /// Reads records `from..end` of one segment. Returns the sequence number after the last
-    /// record read, or `None` when the file cannot be read at all.
+    /// record read, or `None` when the file cannot be read at all (retried on the next read).
     fn read_segment(
         &mut self,
         idx: usize,
         from: u64,
         end: u64,
+        is_last: bool,
         out: &mut Vec<Message>,
     ) -> Option<u64> {
-        let seg = &mut self.segments[idx];
+        let seg = self.segments.get_mut(idx)?;
         if seg.file.is_none() {
             match File::open(&seg.path) {
                 Ok(f) => seg.file = Some(f),
+                // Gone: whatever it held is lost; the caller reports the gap and moves on.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && !is_last => {
+                    let path = seg.path.clone();
+                    let first = seg.first;
+                    self.report(
+                        first,
+                        Place::Offset(0),
+                        || format!("{}: segment file missing - {e}", path.display()),
+                        0,
+                        0,
+                    );
+                    return Some(from);
+                }
                 Err(e) => {
                     log::error!("failed to open {} - {e}", seg.path.display());
                     return None;
                 }
             }
         }
-        let file = seg.file.as_ref()?;
-        let seg_first = seg.first;
-        let path = seg.path.clone();
+        let file = seg.file.take()?;
+        let res = self.read_records(&file, idx, from, end, is_last, out);
+        if let Some(seg) = self.segments.get_mut(idx) {
+            seg.file = Some(file);
+        }
+        res
+    }
+
+    fn read_records(
+        &mut self,
+        file: &File,
+        idx: usize,
+        from: u64,
+        end: u64,
+        is_last: bool,
+        out: &mut Vec<Message>,
+    ) -> Option<u64> {
+        let (seg_first, path) = {
+            let seg = self.segments.get(idx)?;
+            (seg.first, seg.path.clone())
+        };
         let mut offset = match self.hints.get(&from) {
             Some(&(first, off)) if first == seg_first => off,
             _ => HEADER_LEN,
         };
         let mut next = from;
+        // Sequence number the next record should have, and where damage began if the records
+        // before it were damaged (to count what the damage cost once the next record is seen).
+        let mut expect = Some(if offset == HEADER_LEN {
+            seg_first
+        } else {
+            from
+        });
+        let mut damage_at: Option<u64> = None;
         // Enough for the records asked for (plus a little), not a fixed chunk: the kernel's
         // copy of bytes nobody wanted costs as much as a memcpy.
         let per_read = |from: u64, size: usize| {
@@ -491,6 +697,22 @@ impl DiskLog {
             while pos < data.len() {
                 match decode(&data.slice(pos..), MAX_RECORD_BODY) {
                     Decoded::Record { record, size } => {
+                        if let (Some(at), Some(exp)) = (damage_at.take(), expect) {
+                            let lost = record.seq.saturating_sub(exp);
+                            self.report(
+                                seg_first,
+                                Place::Offset(at),
+                                || {
+                                    format!(
+                                        "damaged record in {} at offset {at}, {lost} message(s) skipped",
+                                        path.display()
+                                    )
+                                },
+                                lost,
+                                offset + pos as u64 - at,
+                            );
+                        }
+                        expect = Some(record.seq + 1);
                         if record.seq >= end {
                             next = next.max(end);
                             break 'chunks;
@@ -503,26 +725,46 @@ impl DiskLog {
                             out.push(record.msg);
                         }
                     }
+                    Decoded::Truncated if pos > 0 => break,
                     Decoded::Truncated => {
-                        if pos == 0 {
-                            // One record larger than the chunk: read exactly its size.
-                            let len = u32::from_be_bytes([data[0], data[1], data[2], data[3]]);
-                            let need = 4 + len as usize;
-                            if data.len() >= need || n < want {
+                        // The record here is longer than this read: read exactly its size,
+                        // unless the file ended (a record cut short, or junk, at its end).
+                        let need = data
+                            .first_chunk::<4>()
+                            .map(|l| 4 + u32::from_be_bytes(*l) as usize);
+                        match need {
+                            Some(need) if n == want && need > data.len() => {
+                                want = need;
+                                continue 'chunks;
+                            }
+                            _ if is_last => break 'chunks,
+                            _ => {
+                                let at = offset;
+                                self.report(
+                                    seg_first,
+                                    Place::Offset(at),
+                                    || {
+                                        format!(
+                                            "damaged record in {} at offset {at} (cut short at the end of the segment), {n} byte(s) skipped",
+                                            path.display()
+                                        )
+                                    },
+                                    0,
+                                    n as u64,
+                                );
                                 break 'chunks;
                             }
-                            want = need;
-                            continue 'chunks;
                         }
-                        break;
                     }
                     Decoded::Corrupt(reason) => {
-                        self.damaged += 1;
                         let at = offset + pos as u64;
-                        log::error!(
-                            "damaged record in {} at offset {at} ({reason}), skipping",
-                            path.display()
-                        );
+                        if damage_at.is_none() {
+                            log::debug!(
+                                "damaged record in {} at offset {at} ({reason})",
+                                path.display()
+                            );
+                            damage_at = Some(at);
+                        }
                         // Find the next record whose checksum holds, anywhere in the rest of
                         // the segment (damage is rare; reading the remainder is acceptable).
                         match resync(file, at + 1) {
@@ -531,7 +773,23 @@ impl DiskLog {
                                 want = per_read(next, self.record_size);
                                 continue 'chunks;
                             }
-                            None => break 'chunks,
+                            None => {
+                                let bytes =
+                                    file.metadata().map_or(0, |m| m.len()).saturating_sub(at);
+                                self.report(
+                                    seg_first,
+                                    Place::Offset(at),
+                                    || {
+                                        format!(
+                                            "damaged record in {} at offset {at} ({reason}); nothing valid follows in the segment, {bytes} byte(s) skipped",
+                                            path.display()
+                                        )
+                                    },
+                                    0,
+                                    bytes,
+                                );
+                                break 'chunks;
+                            }
                         }
                     }
                 }
@@ -769,6 +1027,138 @@ mod tests {
         assert_eq!(log.tail(), 6);
         assert_eq!(read_all(&mut log, 0), vec![0, 1, 3, 4, 5]);
         assert!(log.damaged() >= 1);
+    }
+
+    /// Three segments of 10 messages each (0..10, 10..20, 20..30), flushed and closed.
+    fn three_segments(d: &tempfile::TempDir) -> Vec<PathBuf> {
+        let (mut log, _) = DiskLog::open(d.path(), opts(1 << 20, 0)).unwrap();
+        for start in [0, 10, 20] {
+            append(&mut log, start..start + 10);
+            log.writer().flush(start + 10, true).unwrap();
+            // Force a roll so each batch gets its own segment.
+            lock(&log.writer.io).seg_len = u64::MAX / 2;
+        }
+        drop(log);
+        let mut segs: Vec<PathBuf> = std::fs::read_dir(d.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        segs.sort();
+        assert_eq!(segs.len(), 3);
+        segs
+    }
+
+    #[test]
+    fn junk_after_the_last_record_of_an_older_segment_is_reported_not_fatal() {
+        for junk in [1usize, 2, 3, 5, 41, 60] {
+            let d = tempfile::tempdir().unwrap();
+            let segs = three_segments(&d);
+            let mut data = std::fs::read(&segs[0]).unwrap();
+            data.extend(std::iter::repeat_n(0x07u8, junk));
+            std::fs::write(&segs[0], &data).unwrap();
+            let (mut log, _) = DiskLog::open(d.path(), opts(1 << 20, 0)).unwrap();
+            assert_eq!(
+                read_all(&mut log, 0),
+                (0..30).collect::<Vec<_>>(),
+                "junk {junk}"
+            );
+            let h = log.health().snapshot();
+            assert_eq!(h.bytes_cut, junk as u64, "junk {junk}");
+            assert!(h
+                .last_error
+                .unwrap()
+                .contains("seg-00000000000000000000.log"));
+        }
+    }
+
+    #[test]
+    fn emptied_older_segment_loses_only_its_messages_and_says_so() {
+        let d = tempfile::tempdir().unwrap();
+        let segs = three_segments(&d);
+        std::fs::write(&segs[1], b"").unwrap();
+        let (mut log, rec) = DiskLog::open(d.path(), opts(1 << 20, 0)).unwrap();
+        assert_eq!(rec.damage.len(), 1);
+        assert_eq!(rec.damage[0].lost, 10);
+        let want: Vec<i64> = (0..10).chain(20..30).collect();
+        assert_eq!(read_all(&mut log, 0), want);
+        assert_eq!(log.health().snapshot().records_skipped, 10);
+    }
+
+    #[test]
+    fn older_segment_deleted_underneath_is_skipped_and_reported() {
+        let d = tempfile::tempdir().unwrap();
+        let segs = three_segments(&d);
+        let (mut log, _) = DiskLog::open(d.path(), opts(1 << 20, 0)).unwrap();
+        std::fs::remove_file(&segs[1]).unwrap();
+        let want: Vec<i64> = (0..10).chain(20..30).collect();
+        assert_eq!(read_all(&mut log, 0), want);
+        let h = log.health().snapshot();
+        assert_eq!(h.records_skipped, 10);
+    }
+
+    #[test]
+    fn emptied_newest_segment_is_reported_and_its_numbers_not_reused() {
+        let d = tempfile::tempdir().unwrap();
+        let segs = three_segments(&d);
+        std::fs::write(&segs[2], b"").unwrap();
+        let (mut log, rec) = DiskLog::open(d.path(), opts(1 << 20, 0)).unwrap();
+        assert_eq!(rec.empty_last_segment.as_deref(), Some(segs[2].as_path()));
+        assert_eq!(log.tail(), 20);
+        // A channel remembered position 30: the log moves past it before appending.
+        log.skip_to(30);
+        append(&mut log, 30..32);
+        log.writer().flush(32, false).unwrap();
+        drop(log);
+        let (mut log, _) = DiskLog::open(d.path(), opts(1 << 20, 0)).unwrap();
+        assert_eq!(log.tail(), 32);
+        let mut out = Vec::new();
+        assert_eq!(log.read(30, 10, &mut out), 32);
+        assert_eq!(
+            out.iter().map(|m| m.timestamp).collect::<Vec<_>>(),
+            vec![30, 31]
+        );
+    }
+
+    #[test]
+    fn damaged_tail_of_the_newest_segment_is_kept_and_writing_moves_on() {
+        let d = tempfile::tempdir().unwrap();
+        let segs = three_segments(&d);
+        let mut data = std::fs::read(&segs[2]).unwrap();
+        let rec = crate::record::RECORD_OVERHEAD + "body-20".len();
+        // Damage the last two records (not a torn write: the bytes are all there).
+        let at = data.len() - 2 * rec + 20;
+        data[at] ^= 0xff;
+        data[at + rec] ^= 0xff;
+        std::fs::write(&segs[2], &data).unwrap();
+        let (mut log, rec) = DiskLog::open(d.path(), opts(1 << 20, 0)).unwrap();
+        assert!(!rec.damage.is_empty());
+        assert_eq!(rec.truncated_bytes, 0);
+        assert_eq!(
+            std::fs::read(&segs[2]).unwrap(),
+            data,
+            "damaged file left as it was"
+        );
+        assert_eq!(log.tail(), 28);
+        append(&mut log, 28..31);
+        log.writer().flush(31, false).unwrap();
+        drop(log);
+        let (mut log, _) = DiskLog::open(d.path(), opts(1 << 20, 0)).unwrap();
+        assert_eq!(read_all(&mut log, 0), (0..31).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn damaged_header_of_the_newest_segment_keeps_its_records() {
+        let d = tempfile::tempdir().unwrap();
+        let segs = three_segments(&d);
+        let mut data = std::fs::read(&segs[2]).unwrap();
+        data[0] = b'X';
+        std::fs::write(&segs[2], &data).unwrap();
+        let (mut log, rec) = DiskLog::open(d.path(), opts(1 << 20, 0)).unwrap();
+        assert_eq!(rec.damage.len(), 1);
+        assert_eq!(log.tail(), 30);
+        append(&mut log, 30..31);
+        log.writer().flush(31, false).unwrap();
+        assert_eq!(read_all(&mut log, 0), (0..31).collect::<Vec<_>>());
     }
 
     #[test]

@@ -55,6 +55,8 @@ pub struct Scan {
     pub damage: Vec<Damage>,
     /// A torn record at the end (an interrupted write) was found and must be cut off.
     pub torn_tail: bool,
+    /// The header is not this segment's (its records were still scanned).
+    pub header_damaged: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -83,8 +85,9 @@ pub fn scan(path: &Path, expected_first: u64, max_body: usize) -> Result<Scan, S
     File::open(path)
         .and_then(|mut f| f.read_to_end(&mut data))
         .map_err(io_err(path))?;
-    if data.len() < HEADER_LEN as usize || &data[..8] != MAGIC {
-        if data.len() < HEADER_LEN as usize && MAGIC.starts_with(&data[..data.len().min(8)]) {
+    let Some(head) = data.first_chunk::<{ HEADER_LEN as usize }>() else {
+        let partial = MAGIC.get(..data.len().min(8)) == data.get(..data.len().min(8));
+        if partial {
             // Crashed while writing the header of a fresh segment: nothing in it.
             return Ok(Scan {
                 valid_len: 0,
@@ -92,10 +95,12 @@ pub fn scan(path: &Path, expected_first: u64, max_body: usize) -> Result<Scan, S
                 records: Vec::new(),
                 damage: Vec::new(),
                 torn_tail: true,
+                header_damaged: false,
             });
         }
         return Err(SegmentError::BadHeader(path.to_path_buf()));
-    }
+    };
+    let header_damaged = *head != header(expected_first);
     let data = Bytes::from(data);
     let mut out = Scan {
         valid_len: HEADER_LEN,
@@ -103,7 +108,16 @@ pub fn scan(path: &Path, expected_first: u64, max_body: usize) -> Result<Scan, S
         records: Vec::new(),
         damage: Vec::new(),
         torn_tail: false,
+        header_damaged,
     };
+    if header_damaged {
+        out.damage.push(Damage {
+            path: path.to_path_buf(),
+            offset: 0,
+            reason: "damaged segment header (records are still read)",
+            lost: 0,
+        });
+    }
     let mut pos = HEADER_LEN as usize;
     while pos < data.len() {
         match decode(&data.slice(pos..), max_body) {
@@ -163,6 +177,35 @@ pub fn scan(path: &Path, expected_first: u64, max_body: usize) -> Result<Scan, S
         }
     }
     Ok(out)
+}
+
+/// Why a segment's header is not what its name says.
+#[derive(Debug)]
+pub enum HeaderProblem {
+    /// The file is shorter than a header (this many bytes).
+    Short(u64),
+    Damaged,
+    Io(std::io::Error),
+}
+
+/// Checks that the segment at `path` starts with its header, reading nothing else.
+pub fn check_header(path: &Path, first_seq: u64) -> Result<(), HeaderProblem> {
+    let mut head = [0u8; HEADER_LEN as usize];
+    let mut f = File::open(path).map_err(HeaderProblem::Io)?;
+    let mut got = 0;
+    while got < head.len() {
+        match f.read(head.get_mut(got..).unwrap_or_default()) {
+            Ok(0) => return Err(HeaderProblem::Short(got as u64)),
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(HeaderProblem::Io(e)),
+        }
+    }
+    if head == header(first_seq) {
+        Ok(())
+    } else {
+        Err(HeaderProblem::Damaged)
+    }
 }
 
 /// The next offset at or after `from` holding a whole, valid record whose sequence number is
@@ -267,13 +310,25 @@ mod tests {
     }
 
     #[test]
-    fn bad_header_is_an_error_and_torn_header_is_empty() {
+    fn bad_header_is_reported_and_torn_header_is_empty() {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("s");
-        std::fs::write(&p, b"GARBAGE-GARBAGE-GARBAGE").unwrap();
+        std::fs::write(&p, b"GARB").unwrap();
         assert!(matches!(scan(&p, 0, 100), Err(SegmentError::BadHeader(_))));
         std::fs::write(&p, b"NSQRS").unwrap();
         let s = scan(&p, 3, 100).unwrap();
         assert_eq!((s.valid_len, s.next_seq, s.torn_tail), (0, 3, true));
+        // A damaged header does not hide the records after it.
+        let off = write_segment(&p, 4, 3);
+        let mut data = std::fs::read(&p).unwrap();
+        data[2] ^= 0x20;
+        std::fs::write(&p, &data).unwrap();
+        let s = scan(&p, 4, 100).unwrap();
+        assert!(s.header_damaged);
+        assert_eq!(s.next_seq, 7);
+        assert_eq!(s.valid_len, *off.last().unwrap());
+        assert!(matches!(check_header(&p, 4), Err(HeaderProblem::Damaged)));
+        std::fs::write(&p, b"").unwrap();
+        assert!(matches!(check_header(&p, 4), Err(HeaderProblem::Short(0))));
     }
 }

@@ -317,8 +317,8 @@ fn plan(data_path: &Path, md: &metadata::Metadata, report: &mut ExportReport) ->
             let valid = nsq_protocol::names::is_valid_channel_name(c.as_bytes());
             if is_ephemeral(&c) || !valid {
                 let text = format!(
-                    "{} (not a durable channel name)",
-                    channel_files(data_path, &topic, &c).checkpoint().display()
+                    "{}/c-{c}.* (not a durable channel name)",
+                    channel_files(data_path, &topic, &c).dir.display()
                 );
                 log::warn!("not converting {text}");
                 report.ignored.push(text);
@@ -420,12 +420,9 @@ fn export_topic(
     let mut buf = Vec::new();
     for c in &plan.channels {
         let files = channel_files(data_path, topic, c);
-        let (snap, damaged) = files.recover(&mut log, tail)?;
-        if damaged {
-            let text = format!(
-                "{}: journal of channel {c} damaged; events after the damage are lost",
-                files.dir.display()
-            );
+        let (snap, recovery) = files.recover(&mut log, tail)?;
+        for problem in &recovery.problems {
+            let text = format!("channel {c}: {problem}");
             log::error!("{text}");
             corrupt.push(text);
         }

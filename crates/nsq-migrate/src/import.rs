@@ -294,7 +294,7 @@ fn import_topic(
             pos: start,
             owed,
         };
-        files.write_checkpoint(&snap)?;
+        files.write_checkpoint(&snap, snap.generation)?;
     }
     drop(log);
 

@@ -257,7 +257,7 @@ fn export_refuses_to_overwrite_go_queues_and_keeps_store_on_request() {
     assert!(!r.store_removed);
     assert_eq!(r.topics[0].queues.len(), 1);
     assert_eq!(legacy_view(d, "t:c"), with(&msgs, &[]));
-    assert!(channel_files(d, "t", "c").checkpoint().exists());
+    assert!(channel_files(d, "t", "c").exists());
     // Both copies now exist: nsqd refuses to guess which one is current.
     let e = import_legacy(d, &specs(d), &ImportOptions::default()).unwrap_err();
     assert!(matches!(e, MigrateError::MixedState { .. }), "{e}");

@@ -31,6 +31,9 @@ pub trait MessageLog: Send {
     fn head(&self) -> u64;
     fn tail(&self) -> u64;
     fn trim_to(&mut self, seq: u64);
+    /// Moves an empty-ended log's tail forward to `seq` so those sequence numbers are never
+    /// given to new messages (recovery, when channels remember positions the log lost).
+    fn skip_to(&mut self, _seq: u64) {}
 }
 
 /// An in-memory log: a ring of messages that share their bodies with every reader.

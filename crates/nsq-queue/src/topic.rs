@@ -218,15 +218,16 @@ impl TopicState {
     }
 
     /// Re-creates a channel's cursor at a recovered position (start-up only; call
-    /// [`TopicState::finish_restore`] once every channel is back).
-    pub fn restore_channel(&mut self, key: ChannelKey, bound: Option<u64>, pos: u64) {
+    /// [`TopicState::finish_restore`] once every channel is back). The log keeps records from
+    /// `retain` (at most `pos`) for the channel's durable state.
+    pub fn restore_channel(&mut self, key: ChannelKey, bound: Option<u64>, pos: u64, retain: u64) {
         let pos = pos.clamp(self.log.head(), self.log.tail());
         self.cursors.push(Cursor {
             key,
             pos,
             bound,
             received: 0,
-            retain: Some(pos),
+            retain: Some(retain.min(pos)),
         });
     }
 

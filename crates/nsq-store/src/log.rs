@@ -489,26 +489,6 @@ impl DiskLog {
         self.health.clone()
     }
 
-    /// Moves the tail forward to `seq` (nothing is written): after damage removed the newest
-    /// records, channels may remember positions beyond the log's end, and those sequence
-    /// numbers must not be given to new messages.
-    pub fn skip_to(&mut self, seq: u64) {
-        if seq <= self.tail {
-            return;
-        }
-        let mut p = lock(&self.writer.pending);
-        if !p.buf.is_empty() {
-            return;
-        }
-        p.end = seq;
-        self.tail = seq;
-        self.cache.clear();
-        self.cache_base = seq;
-        self.writer.written.store(seq, Ordering::Release);
-        self.writer.synced.fetch_max(seq, Ordering::AcqRel);
-        // The next write starts a segment named after its first record.
-        lock(&self.writer.io).file = None;
-    }
 
     fn evict(&mut self) {
         let written = self.writer.written();
@@ -870,6 +850,27 @@ impl MessageLog for DiskLog {
         self.tail
     }
 
+    /// Moves the tail forward to `seq` (nothing is written): after damage removed the newest
+    /// records, channels may remember positions beyond the log's end, and those sequence
+    /// numbers must not be given to new messages.
+    fn skip_to(&mut self, seq: u64) {
+        if seq <= self.tail {
+            return;
+        }
+        let mut p = lock(&self.writer.pending);
+        if !p.buf.is_empty() {
+            return;
+        }
+        p.end = seq;
+        self.tail = seq;
+        self.cache.clear();
+        self.cache_base = seq;
+        self.writer.written.store(seq, Ordering::Release);
+        self.writer.synced.fetch_max(seq, Ordering::AcqRel);
+        // The next write starts a segment named after its first record.
+        lock(&self.writer.io).file = None;
+    }
+
     fn trim_to(&mut self, seq: u64) {
         let seq = seq.min(self.tail);
         if seq <= self.head {
@@ -1223,7 +1224,7 @@ mod tests {
         std::fs::write(&seg, &data).unwrap();
         let (log, _) = DiskLog::open(d.path(), opts(1 << 20, 0)).unwrap();
         let mut t = nsq_queue::TopicState::new(Box::new(log), None);
-        t.restore_channel(1, None, 0);
+        t.restore_channel(1, None, 0, 0);
         t.finish_restore(false);
         let mut out = Vec::new();
         while t.read(1, 3, &mut out) > 0 {}

@@ -37,6 +37,8 @@ pub struct Channel {
     pub global_msg_count: AtomicU64,
     /// Where the channel records what happens to its messages (durable topics only).
     pub journal: Option<Arc<JournalWriter>>,
+    /// Damage found in the channel's files (durable channels only).
+    pub health: Option<Arc<nsq_store::Health>>,
 }
 
 impl Channel {
@@ -61,6 +63,7 @@ impl Channel {
             deleted: AtomicBool::new(false),
             global_msg_count: AtomicU64::new(0),
             journal,
+            health: None,
         }
     }
 

@@ -284,8 +284,9 @@ impl Nsqd {
             Ok(log) => {
                 let writer = log.writer();
                 let dir = log.dir().to_path_buf();
+                let health = log.health();
                 let mut state = nsq_queue::TopicState::new(Box::new(log), None);
-                match durable::recover_held_deferred(&self.data_path, name, &mut state) {
+                match durable::recover_held_deferred(&self.data_path, name, &mut state, &health) {
                     Ok(held) => {
                         let store = durable::TopicStore {
                             writer,
@@ -295,6 +296,7 @@ impl Nsqd {
                             held,
                             sync_every: self.opts.sync_every.max(1) as u64,
                             sync_scheduled: Default::default(),
+                            health,
                         };
                         Topic::new(name, cfg, state, Some(store))
                     }

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nsq_queue::{ChannelState, MessageLog, QueueError};
-use nsq_store::journal::{ChannelSnapshot, Event, JournalWriter, Owed};
-use nsq_store::{layout, DiskLog, LogOptions, LogWriter};
+use nsq_store::journal::{ChannelSnapshot, Event, JournalWriter, Owed, RecoveryReport};
+use nsq_store::{layout, DiskLog, Health, LogOptions, LogWriter};
 
 use crate::channel::Channel;
 use crate::options::Durability;
@@ -27,6 +27,8 @@ pub struct TopicStore {
     pub sync_every: u64,
     /// A background fsync is already on its way.
     pub sync_scheduled: Arc<std::sync::atomic::AtomicBool>,
+    /// Damage found in the topic's files (its log and held deferred publishes).
+    pub health: Arc<Health>,
 }
 
 pub fn unix_ms() -> i64 {
@@ -116,12 +118,20 @@ pub fn open_topic_log(
     }
     for d in &recovery.damage {
         log::error!(
-            "TOPIC({topic}): damaged record in {} at offset {} ({}), {} message(s) skipped",
+            "TOPIC({topic}): damaged data in {} at offset {} ({}), {} message(s) skipped",
             d.path.display(),
             d.offset,
             d.reason,
             d.lost
         );
+    }
+    if let Some(path) = &recovery.empty_last_segment {
+        let text = format!(
+            "TOPIC({topic}): newest segment {} was empty and is removed; if damage emptied it, the messages it held are lost",
+            path.display()
+        );
+        log::error!("{text}");
+        log.health().record(0, 0, text);
     }
     Ok(log)
 }
@@ -131,16 +141,18 @@ pub fn recover_held_deferred(
     data_path: &Path,
     topic: &str,
     state: &mut nsq_queue::TopicState,
+    health: &Health,
 ) -> Result<Arc<JournalWriter>, nsq_store::journal::JournalError> {
     let files = layout::held_deferred_files(data_path, topic);
     let head = state.log_mut().head();
-    let (mut snap, _) = files.recover(state.log_mut(), head)?;
+    let (mut snap, report) = files.recover(state.log_mut(), head)?;
+    report_problems(&format!("TOPIC({topic})"), &report, health);
     let mut held: Vec<&Owed> = snap.owed.values().collect();
     held.sort_by_key(|o| o.msg.timestamp);
     for o in held {
         state.hold_deferred(o.msg.clone(), o.due_ms);
     }
-    Ok(Arc::new(JournalWriter::start(files, &mut snap)?))
+    Ok(Arc::new(JournalWriter::start(files, &mut snap, &report)?))
 }
 
 /// Starts a fresh journal for a new channel whose cursor is at `pos`.
@@ -156,7 +168,7 @@ pub fn new_channel_journal(
         pos,
         owed: Default::default(),
     };
-    match JournalWriter::start(files, &mut snap) {
+    match JournalWriter::start(files, &mut snap, &RecoveryReport::default()) {
         Ok(j) => Some(Arc::new(j)),
         Err(e) => {
             log::error!("CHANNEL({channel}): cannot create its journal - {e}; it will not survive a restart");
@@ -165,20 +177,55 @@ pub fn new_channel_journal(
     }
 }
 
-/// Recovers a channel's cursor and owed messages from its files into `state`, returning the
-/// cursor and a journal that continues after a fresh checkpoint.
+/// Logs what recovery found wrong (ERROR, with files and offsets) and counts it in `health`.
+fn report_problems(who: &str, report: &RecoveryReport, health: &Health) {
+    for p in &report.problems {
+        let text = format!("{who}: {p}");
+        log::error!("{text}");
+        let records = match p {
+            nsq_store::journal::Problem::DamagedJournal { .. }
+            | nsq_store::journal::Problem::MissingJournal { .. } => 1,
+            _ => 0,
+        };
+        let bytes = match p {
+            nsq_store::journal::Problem::DamagedJournal { skipped_bytes, .. } => *skipped_bytes,
+            _ => 0,
+        };
+        health.record(records, bytes, text);
+    }
+    health.record_cut(report.torn_bytes);
+}
+
+/// A recovered channel: its cursor, the cursor of the oldest checkpoint kept (the log keeps
+/// records from there), and a journal that continues after a fresh checkpoint.
+pub struct RecoveredChannel {
+    pub pos: u64,
+    pub retain: u64,
+    pub journal: Arc<JournalWriter>,
+}
+
+/// Recovers a channel's cursor and owed messages from its files into `state`. Damage is
+/// reported and counted in `health`; it never stops the channel.
 pub fn recover_channel(
     data_path: &Path,
     topic: &str,
     channel: &str,
     log: &mut dyn MessageLog,
     state: &mut ChannelState,
-) -> Result<(u64, Arc<JournalWriter>), nsq_store::journal::JournalError> {
+    health: &Health,
+) -> Result<RecoveredChannel, nsq_store::journal::JournalError> {
     let files = layout::channel_files(data_path, topic, channel);
     let head = log.head();
-    let (mut snap, damaged) = files.recover(log, head)?;
-    if damaged {
-        log::error!("CHANNEL({channel}): damaged journal record skipped; later events of that journal are lost");
+    let (mut snap, report) = files.recover(log, head)?;
+    report_problems(&format!("CHANNEL({channel})"), &report, health);
+    if snap.pos > log.tail() {
+        let text = format!(
+            "CHANNEL({channel}): its cursor was at {} but the topic log ends at {}; messages in between are lost",
+            snap.pos,
+            log.tail()
+        );
+        log::error!("{text}");
+        health.record(snap.pos - log.tail(), 0, text);
     }
     let now = Instant::now();
     let now_ms = unix_ms();
@@ -197,12 +244,20 @@ pub fn recover_channel(
         log::info!("CHANNEL({channel}): recovered {owed} unfinished message(s)");
     }
     let pos = snap.pos;
-    let journal = JournalWriter::start(files, &mut snap)?;
-    Ok((pos, Arc::new(journal)))
+    let journal = JournalWriter::start(files, &mut snap, &report)?;
+    Ok(RecoveredChannel {
+        pos,
+        retain: journal.retain_from().min(pos),
+        journal: Arc::new(journal),
+    })
 }
 
-/// The channel's durable state right now (take with journal writes held off).
-fn snapshot(topic: &Topic, channel: &Channel) -> ChannelSnapshot {
+/// The channel's durable state right now (take with journal writes held off), with the
+/// channel lock still held: every journal event is appended under it.
+fn snapshot<'a>(
+    topic: &Topic,
+    channel: &'a Channel,
+) -> (ChannelSnapshot, parking_lot::MutexGuard<'a, crate::channel::ChannelInner>) {
     let ci = channel.inner.lock();
     let ti = topic.inner.lock();
     let pos = ti.state.channel_pos(channel.key).unwrap_or(0);
@@ -224,11 +279,15 @@ fn snapshot(topic: &Topic, channel: &Channel) -> ChannelSnapshot {
             )
         })
         .collect();
-    ChannelSnapshot {
-        generation: 0,
-        pos,
-        owed,
-    }
+    drop(ti);
+    (
+        ChannelSnapshot {
+            generation: 0,
+            pos,
+            owed,
+        },
+        ci,
+    )
 }
 
 /// Writes a checkpoint for a channel with new events, then lets its topic's log drop what the
@@ -240,18 +299,8 @@ pub fn checkpoint_channel(topic: &Topic, channel: &Channel) {
     if !j.is_dirty() {
         return;
     }
-    let mut pos = None;
-    let res = j.checkpoint(|| {
-        let s = snapshot(topic, channel);
-        pos = Some(s.pos);
-        s
-    });
-    match res {
-        Ok(()) => {
-            if let Some(pos) = pos {
-                topic.inner.lock().state.set_retain(channel.key, pos);
-            }
-        }
+    match j.checkpoint(|| snapshot(topic, channel)) {
+        Ok(retain) => topic.inner.lock().state.set_retain(channel.key, retain),
         Err(e) => log::error!("CHANNEL({}): checkpoint failed - {e}", channel.name),
     }
 }
@@ -275,9 +324,10 @@ pub fn sync_topic(topic: &Topic) {
         checkpoint_channel(topic, &c);
     }
     if store.held.is_dirty() {
+        // Held deferred publishes are journaled under the topic lock.
         let res = store.held.checkpoint(|| {
             let ti = topic.inner.lock();
-            ChannelSnapshot {
+            let snap = ChannelSnapshot {
                 generation: 0,
                 pos: 0,
                 owed: ti
@@ -294,7 +344,8 @@ pub fn sync_topic(topic: &Topic) {
                         )
                     })
                     .collect(),
-            }
+            };
+            (snap, ti)
         });
         if let Err(e) = res {
             log::error!(

@@ -23,21 +23,46 @@ pub fn file_name(data_path: &Path) -> PathBuf {
 }
 
 /// Reads `nsqd.dat`, falling back to the pre-1.0 `nsqd.<node-id>.dat`. `None`: fresh start.
+///
+/// A file that is not valid JSON is renamed aside (`<name>.damaged-<unix seconds>`) and
+/// reported at ERROR instead of stopping nsqd as Go's does: the store knows every topic and
+/// channel with its pause flag, so start-up carries on from it.
 pub fn load(data_path: &Path, node_id: i64) -> Result<Option<Metadata>, MetadataError> {
     let primary = file_name(data_path);
     let legacy = data_path.join(format!("nsqd.{node_id}.dat"));
     for path in [primary, legacy] {
         match std::fs::read(&path) {
-            Ok(data) => {
-                let md = serde_json::from_slice(&data)
-                    .map_err(|e| MetadataError::Parse(path.display().to_string(), e))?;
-                return Ok(Some(md));
-            }
+            Ok(data) => match serde_json::from_slice(&data) {
+                Ok(md) => return Ok(Some(md)),
+                Err(e) => {
+                    let err = MetadataError::Parse(path.display().to_string(), e);
+                    let aside = set_aside(&path).map_err(|e| {
+                        MetadataError::Read(path.display().to_string(), e)
+                    })?;
+                    log::error!(
+                        "NSQ: {err}; kept as {} and starting from the topics and channels the store holds",
+                        aside.display()
+                    );
+                    continue;
+                }
+            },
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
             Err(e) => return Err(MetadataError::Read(path.display().to_string(), e)),
         }
     }
     Ok(None)
+}
+
+/// Renames a damaged file out of the way, keeping it for inspection.
+fn set_aside(path: &Path) -> std::io::Result<PathBuf> {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let mut name = path.as_os_str().to_owned();
+    name.push(format!(".damaged-{secs}"));
+    let aside = PathBuf::from(name);
+    std::fs::rename(path, &aside)?;
+    Ok(aside)
 }
 
 /// Writes `nsqd.dat` atomically: a fsynced temporary file renamed over the old one.
@@ -114,7 +139,17 @@ mod tests {
         let md = load(dir.path(), 7).unwrap().unwrap();
         assert_eq!(md.topics.unwrap()[0].name, "old");
         assert!(load(dir.path(), 8).unwrap().is_none());
+        // A damaged primary is set aside (kept) and the next candidate read.
         std::fs::write(file_name(dir.path()), "{bad").unwrap();
-        assert!(matches!(load(dir.path(), 7), Err(MetadataError::Parse(..))));
+        let md = load(dir.path(), 7).unwrap().unwrap();
+        assert_eq!(md.topics.unwrap()[0].name, "old");
+        assert!(!file_name(dir.path()).exists());
+        let aside: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.starts_with("nsqd.dat.damaged-"))
+            .collect();
+        assert_eq!(aside.len(), 1);
+        assert_eq!(std::fs::read(dir.path().join(&aside[0])).unwrap(), b"{bad");
     }
 }

@@ -96,6 +96,28 @@ pub struct ChannelStats {
     pub clients: Option<Vec<ClientStats>>,
     pub paused: bool,
     pub e2e_processing_latency: Latency,
+    /// Not in NSQ's schema (clients ignore unknown keys); durable channels only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub store_health: Option<StoreHealth>,
+}
+
+/// What the store found wrong with a topic's or channel's files since start-up.
+#[derive(Debug, Clone, Serialize)]
+pub struct StoreHealth {
+    pub records_skipped: u64,
+    pub bytes_cut: u64,
+    pub last_error: String,
+}
+
+impl StoreHealth {
+    fn of(h: &nsq_store::Health) -> StoreHealth {
+        let s = h.snapshot();
+        StoreHealth {
+            records_skipped: s.records_skipped,
+            bytes_cut: s.bytes_cut,
+            last_error: s.last_error.unwrap_or_default(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -108,6 +130,9 @@ pub struct TopicStats {
     pub message_bytes: u64,
     pub paused: bool,
     pub e2e_processing_latency: Latency,
+    /// Not in NSQ's schema (clients ignore unknown keys); durable topics only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub store_health: Option<StoreHealth>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -262,6 +287,7 @@ fn channel_stats(
         clients,
         paused: ci.state.paused(),
         e2e_processing_latency: latency(nsqd, &mut sorted, count),
+        store_health: c.health.as_deref().map(StoreHealth::of),
     };
     (stats, samples, count)
 }
@@ -320,6 +346,7 @@ pub fn collect(nsqd: &Nsqd, f: &StatsFilter) -> Stats {
                     percentiles: None,
                 }
             },
+            store_health: t.store.as_ref().map(|s| StoreHealth::of(&s.health)),
         });
     }
     let producers = if unknown_topic || !f.include_clients {
@@ -373,6 +400,19 @@ fn since(ts: i64, now: i64) -> String {
     )
 }
 
+/// A line under a topic or channel whose files had damage (nothing when they had none).
+fn store_health_text(o: &mut String, indent: &str, h: Option<&StoreHealth>) {
+    use std::fmt::Write;
+    let Some(h) = h.filter(|h| h.records_skipped > 0 || !h.last_error.is_empty()) else {
+        return;
+    };
+    let _ = writeln!(
+        o,
+        "{indent}   store damage: skipped: {} cut: {} last error: {}",
+        h.records_skipped, h.bytes_cut, h.last_error
+    );
+}
+
 /// The text form, for people reading `curl` output.
 pub fn render_text(s: &Stats, nsqd: &Nsqd) -> String {
     use std::fmt::Write;
@@ -424,6 +464,7 @@ pub fn render_text(s: &Stats, nsqd: &Nsqd) -> String {
                 t.message_count,
                 e2e_text(&t.e2e_processing_latency)
             );
+            store_health_text(&mut o, "   ", t.store_health.as_ref());
             for c in &t.channels {
                 let prefix = if c.paused { "   *P " } else { "      " };
                 let _ = writeln!(
@@ -439,6 +480,7 @@ pub fn render_text(s: &Stats, nsqd: &Nsqd) -> String {
                     c.message_count,
                     e2e_text(&c.e2e_processing_latency)
                 );
+                store_health_text(&mut o, "      ", c.store_health.as_ref());
                 for cl in c.clients.as_deref().unwrap_or_default() {
                     let port = cl.remote_address.rsplit(':').next().unwrap_or("");
                     let id = format!("{}:{port} {}", cl.hostname, cl.user_agent);

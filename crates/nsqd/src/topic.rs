@@ -234,7 +234,11 @@ impl Topic {
                 }
                 _ => None,
             };
-            let channel = Arc::new(Channel::new(name, key, self.cfg.e2e_window, journal));
+            let mut channel = Channel::new(name, key, self.cfg.e2e_window, journal);
+            if channel.journal.is_some() {
+                channel.health = Some(Arc::default());
+            }
+            let channel = Arc::new(channel);
             inner.channels.insert(name.to_string(), channel.clone());
             let channels: Vec<Arc<Channel>> = inner.channels.values().cloned().collect();
             (channel, released, channels)
@@ -261,18 +265,28 @@ impl Topic {
         let key = inner.next_key;
         inner.next_key += 1;
         let mut state = ChannelState::new(key);
-        let (pos, journal) = durable::recover_channel(
+        let health = Arc::new(nsq_store::Health::default());
+        let recovered = durable::recover_channel(
             &store.data_path,
             &self.name,
             name,
             inner.state.log_mut(),
             &mut state,
+            &health,
         )
         .map_err(|e| e.to_string())?;
-        inner
-            .state
-            .restore_channel(key, self.channel_bound(name), pos);
-        let channel = Arc::new(Channel::new(name, key, self.cfg.e2e_window, Some(journal)));
+        // Damage may have cut the log below what the channel had read; never reuse those
+        // positions for new messages.
+        inner.state.log_mut().skip_to(recovered.pos);
+        inner.state.restore_channel(
+            key,
+            self.channel_bound(name),
+            recovered.pos,
+            recovered.retain,
+        );
+        let mut channel = Channel::new(name, key, self.cfg.e2e_window, Some(recovered.journal));
+        channel.health = Some(health);
+        let channel = Arc::new(channel);
         channel.inner.lock().state = state;
         inner.channels.insert(name.to_string(), channel.clone());
         Ok(channel)

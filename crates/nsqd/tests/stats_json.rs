@@ -82,6 +82,13 @@ const CHANNEL: &[(&str, K)] = &[
     ("paused", K::Bool),
     ("e2e_processing_latency", K::Obj),
 ];
+/// Our addition to NSQ's schema, on durable topics and channels (clients ignore unknown keys).
+const STORE_HEALTH: &[(&str, K)] = &[("store_health", K::Obj)];
+const HEALTH_KEYS: &[(&str, K)] = &[
+    ("records_skipped", K::Int),
+    ("bytes_cut", K::Int),
+    ("last_error", K::Str),
+];
 const LOCALITY: &[(&str, K)] = &[
     ("zone_local_msg_count", K::Int),
     ("region_local_msg_count", K::Int),
@@ -195,10 +202,17 @@ fn check_stats(s: &Value, expect_memory: bool) {
         check_object("memory", m, MEMORY, &[]);
     }
     for t in s["topics"].as_array().into_iter().flatten() {
-        check_object("topic", t, TOPIC, &[]);
+        check_object("topic", t, TOPIC, STORE_HEALTH);
+        if let Some(h) = t.get("store_health") {
+            check_object("topic.store_health", h, HEALTH_KEYS, &[]);
+        }
         check_latency("topic.e2e_processing_latency", &t["e2e_processing_latency"]);
         for c in t["channels"].as_array().unwrap() {
-            check_object("channel", c, CHANNEL, LOCALITY);
+            let optional: Vec<(&str, K)> = LOCALITY.iter().chain(STORE_HEALTH).copied().collect();
+            check_object("channel", c, CHANNEL, &optional);
+            if let Some(h) = c.get("store_health") {
+                check_object("channel.store_health", h, HEALTH_KEYS, &[]);
+            }
             for k in [
                 "zone_local_msg_count",
                 "region_local_msg_count",

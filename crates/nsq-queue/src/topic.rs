@@ -248,6 +248,27 @@ impl TopicState {
         };
     }
 
+    /// Ranges of released positions that channels skip (emptied while paused).
+    pub fn skips(&self) -> &[(u64, u64)] {
+        &self.skips
+    }
+
+    /// Brings back skip ranges recorded before a restart (start-up only).
+    pub fn restore_skips(&mut self, skips: &[(u64, u64)]) {
+        let head = self.log.head();
+        self.skips = skips
+            .iter()
+            .copied()
+            .filter(|&(a, b)| a < b && b > head)
+            .collect();
+        self.skips.sort_unstable();
+    }
+
+    /// The oldest position the log still holds.
+    pub fn head(&self) -> u64 {
+        self.log.head()
+    }
+
     /// The log position the next published message will get.
     pub fn tail(&self) -> u64 {
         self.log.tail()

@@ -11,6 +11,7 @@ pub mod layout;
 pub mod log;
 pub mod record;
 pub mod segment;
+pub mod topic_state;
 
 pub use health::{Health, HealthSnapshot};
 pub use log::{DiskLog, LogError, LogOptions, LogWriter, Recovery};

@@ -297,6 +297,7 @@ impl Nsqd {
                             sync_every: self.opts.sync_every.max(1) as u64,
                             sync_scheduled: Default::default(),
                             health,
+                            state_file: Default::default(),
                         };
                         Topic::new(name, cfg, state, Some(store))
                     }
@@ -557,7 +558,17 @@ impl Nsqd {
                 continue;
             }
             let topic = self.get_or_create_topic(&name);
+            // The store's own record of pause flags is written before each change is
+            // acknowledged, so it wins over nsqd.dat (and stands in for a damaged one).
+            let (paused, paused_channels) = match topic.restore_state_file() {
+                Some(sf) => (sf.paused, Some(sf.paused_channels)),
+                None => (paused, None),
+            };
             for (cname, cpaused) in channels {
+                let cpaused = match &paused_channels {
+                    Some(list) => list.contains(&cname),
+                    None => cpaused,
+                };
                 if !nsq_protocol::names::is_valid_channel_name(cname.as_bytes())
                     || nsq_protocol::names::is_ephemeral(&cname)
                 {

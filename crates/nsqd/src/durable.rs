@@ -29,6 +29,8 @@ pub struct TopicStore {
     pub sync_scheduled: Arc<std::sync::atomic::AtomicBool>,
     /// Damage found in the topic's files (its log and held deferred publishes).
     pub health: Arc<Health>,
+    /// Serialises writes of `topic.state`; holds the head it last recorded.
+    pub state_file: std::sync::Mutex<u64>,
 }
 
 pub fn unix_ms() -> i64 {
@@ -354,7 +356,50 @@ pub fn sync_topic(topic: &Topic) {
             );
         }
     }
+    save_topic_state_if_trimmed(topic);
     store.writer.delete_trimmed();
+}
+
+/// Writes `topic.state` (trim point, skip ranges, pause flags) as the topic is now. The
+/// topic and channel locks are taken only to copy the values; the file is written after.
+pub fn save_topic_state(topic: &Topic) -> std::io::Result<()> {
+    let Some(store) = topic.store.as_ref() else {
+        return Ok(());
+    };
+    let mut last_head = store.state_file.lock().unwrap_or_else(|e| e.into_inner());
+    let channels = topic.channels();
+    let mut paused_channels: Vec<String> = channels
+        .iter()
+        .filter(|c| !c.ephemeral && c.paused())
+        .map(|c| c.name.clone())
+        .collect();
+    paused_channels.sort();
+    let file = {
+        let ti = topic.inner.lock();
+        nsq_store::topic_state::TopicStateFile {
+            head: ti.state.head(),
+            paused: ti.state.paused(),
+            skips: ti.state.skips().to_vec(),
+            paused_channels,
+        }
+    };
+    file.save(&store.dir)?;
+    *last_head = file.head;
+    Ok(())
+}
+
+/// Writes `topic.state` when the log's trim point moved since it was last written.
+fn save_topic_state_if_trimmed(topic: &Topic) {
+    let Some(store) = topic.store.as_ref() else {
+        return;
+    };
+    let head = topic.inner.lock().state.head();
+    let saved = *store.state_file.lock().unwrap_or_else(|e| e.into_inner());
+    if head != saved {
+        if let Err(e) = save_topic_state(topic) {
+            log::error!("TOPIC({}): failed to write its state - {e}", topic.name);
+        }
+    }
 }
 
 /// Final flush at shutdown: every channel's in-flight and deferred messages go into its

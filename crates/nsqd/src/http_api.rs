@@ -245,6 +245,7 @@ async fn topic_empty(nsqd: Arc<Nsqd>, ctx: RequestCtx) -> HandlerResult {
         .topic(name)
         .ok_or_else(|| err(404, "TOPIC_NOT_FOUND"))?;
     topic.empty();
+    save_state_now(&topic).await?;
     Ok(v1_empty())
 }
 
@@ -257,6 +258,7 @@ async fn topic_set_paused(nsqd: Arc<Nsqd>, ctx: RequestCtx, paused: bool) -> Han
         .topic(name)
         .ok_or_else(|| err(404, "TOPIC_NOT_FOUND"))?;
     topic.set_paused(paused);
+    save_state_now(&topic).await?;
     persist_now(&nsqd).await?;
     Ok(v1_empty())
 }
@@ -276,6 +278,23 @@ async fn persist_now(nsqd: &Arc<Nsqd>) -> Result<(), ApiError> {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => {
             log::error!("{e}");
+            Err(err(500, "INTERNAL_ERROR"))
+        }
+        Err(_) => Err(err(500, "INTERNAL_ERROR")),
+    }
+}
+
+/// Records the topic's trim point, skip ranges and pause flags before the response, so what
+/// the client was told survives a crash.
+async fn save_state_now(topic: &Arc<crate::topic::Topic>) -> Result<(), ApiError> {
+    if topic.store.is_none() || topic.is_deleted() {
+        return Ok(());
+    }
+    let t = topic.clone();
+    match tokio::task::spawn_blocking(move || crate::durable::save_topic_state(&t)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => {
+            log::error!("TOPIC({}): failed to write its state - {e}", topic.name);
             Err(err(500, "INTERNAL_ERROR"))
         }
         Err(_) => Err(err(500, "INTERNAL_ERROR")),
@@ -323,6 +342,8 @@ async fn channel_delete(nsqd: Arc<Nsqd>, ctx: RequestCtx) -> HandlerResult {
     if !nsqd.delete_channel(&topic, &name) {
         return Err(err(404, "CHANNEL_NOT_FOUND"));
     }
+    // What the deleted channel alone kept is trimmed; record it so it never comes back.
+    save_state_now(&topic).await?;
     Ok(v1_empty())
 }
 
@@ -337,6 +358,7 @@ async fn channel_set_paused(nsqd: Arc<Nsqd>, ctx: RequestCtx, paused: bool) -> H
     let (topic, name) = topic_channel_from_query(&nsqd, &ctx)?;
     let channel = existing_channel(&topic, &name)?;
     channel.set_paused(paused);
+    save_state_now(&topic).await?;
     persist_now(&nsqd).await?;
     Ok(v1_empty())
 }

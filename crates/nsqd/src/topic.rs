@@ -292,6 +292,35 @@ impl Topic {
         Ok(channel)
     }
 
+    /// Applies the topic's `topic.state` at start-up (before its channels are restored): the
+    /// trim point and skip ranges. Returns the file for its pause flags; a damaged file is
+    /// reported and ignored.
+    pub fn restore_state_file(&self) -> Option<nsq_store::topic_state::TopicStateFile> {
+        let store = self.store.as_ref()?;
+        match nsq_store::topic_state::TopicStateFile::load(&store.dir) {
+            Ok(Some(sf)) => {
+                let mut inner = self.inner.lock();
+                if sf.head > inner.state.head() {
+                    inner.state.log_mut().trim_to(sf.head);
+                }
+                inner.state.restore_skips(&sf.skips);
+                *store.state_file.lock().unwrap_or_else(|e| e.into_inner()) = inner.state.head();
+                Some(sf)
+            }
+            Ok(None) => None,
+            Err(reason) => {
+                let text = format!(
+                    "TOPIC({}): {} unusable ({reason}); pause flags from nsqd.dat, emptied or trimmed messages may come back",
+                    self.name,
+                    nsq_store::topic_state::path(&store.dir).display()
+                );
+                log::error!("{text}");
+                store.health.record(0, 0, text);
+                None
+            }
+        }
+    }
+
     /// Ends start-up recovery (see `TopicState::finish_restore`).
     pub fn finish_restore(&self, paused: bool) {
         self.inner.lock().state.finish_restore(paused);

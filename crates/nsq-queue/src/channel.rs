@@ -221,6 +221,12 @@ impl ChannelState {
         }
     }
 
+    /// Forgets a deferred message (its publish failed). Returns whether it was deferred here.
+    pub fn cancel_deferred(&mut self, id: &MessageId) -> bool {
+        // The due-heap entry is discarded when it comes up and finds nothing.
+        self.deferred.remove(id).is_some()
+    }
+
     /// How many messages the last take served from the channel's own queue.
     pub fn last_take_requeued(&self) -> usize {
         self.last_take_requeued

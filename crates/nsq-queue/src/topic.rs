@@ -47,6 +47,10 @@ pub struct TopicState {
     skips: Vec<(u64, u64)>,
     /// Bound on the held backlog of a memory-only (ephemeral) topic.
     bound: Option<u64>,
+    /// Nothing at or beyond this position is released (`None`: no limit). A durable topic
+    /// releases only what its store has written, so a message whose publish failed is never
+    /// delivered.
+    release_cap: Option<u64>,
     message_count: u64,
     message_bytes: u64,
 }
@@ -77,9 +81,36 @@ impl TopicState {
             pending_deferred: Vec::new(),
             skips: Vec::new(),
             bound,
+            release_cap: None,
             message_count: 0,
             message_bytes: 0,
         }
+    }
+
+    /// Releases only positions below what [`TopicState::release_to`] allows from now on.
+    pub fn cap_release(&mut self) {
+        self.release_cap = Some(self.log.tail());
+    }
+
+    /// Allows releasing up to `upto` (what the store has written). `dropped` lists position
+    /// ranges whose write failed: channels skip them. Returns `true` when channels can now see
+    /// new messages (wake them).
+    pub fn release_to(&mut self, upto: u64, dropped: &[(u64, u64)]) -> bool {
+        let mut added = false;
+        for &(a, b) in dropped {
+            let a = a.max(self.released);
+            if a < b && !self.skips.iter().any(|&(x, y)| x <= a && b <= y) {
+                self.skips.push((a, b));
+                added = true;
+            }
+        }
+        if added {
+            self.skips.sort_unstable();
+        }
+        if let Some(cap) = self.release_cap.as_mut() {
+            *cap = (*cap).max(upto);
+        }
+        self.release()
     }
 
     pub fn in_memory(bound: Option<u64>) -> TopicState {
@@ -108,6 +139,13 @@ impl TopicState {
         self.message_bytes += msg.body.len() as u64;
         self.pending_deferred
             .push(PendingDeferred { msg, defer_ms });
+    }
+
+    /// Forgets a held deferred publish (its publish failed). Returns whether it was held.
+    pub fn cancel_held_deferred(&mut self, id: &nsq_protocol::MessageId) -> bool {
+        let before = self.pending_deferred.len();
+        self.pending_deferred.retain(|p| &p.msg.id != id);
+        before != self.pending_deferred.len()
     }
 
     /// Deferred publishes the topic holds (it has no channels, or is paused).
@@ -139,11 +177,13 @@ impl TopicState {
         if self.holding() {
             return false;
         }
-        let tail = self.log.tail();
-        if tail == self.released {
+        let tail = self
+            .release_cap
+            .map_or(self.log.tail(), |c| c.min(self.log.tail()));
+        if tail <= self.released {
             return false;
         }
-        let n = tail - self.released;
+        let n = (tail - self.released) - self.skipped_within(self.released, tail);
         for c in &mut self.cursors {
             c.received += n;
         }
@@ -246,6 +286,10 @@ impl TopicState {
         } else {
             self.log.tail()
         };
+        // Everything recovered is on disk.
+        if let Some(cap) = self.release_cap.as_mut() {
+            *cap = (*cap).max(self.log.tail());
+        }
     }
 
     /// Ranges of released positions that channels skip (emptied while paused).
@@ -506,6 +550,30 @@ mod tests {
         assert_eq!(t.log.head(), 2);
         t.remove_channel(2);
         assert_eq!(t.log.head(), 4);
+    }
+
+    #[test]
+    fn capped_release_waits_for_the_store_and_skips_dropped_writes() {
+        let mut t = TopicState::in_memory(None);
+        t.cap_release();
+        t.add_channel(1, None);
+        assert!(
+            !t.publish(msgs(0..3)).unwrap(),
+            "nothing released before it is written"
+        );
+        assert_eq!(t.channel_backlog(1), 0);
+        assert!(t.release_to(3, &[]));
+        t.publish(msgs(3..5)).unwrap();
+        t.publish(msgs(5..6)).unwrap();
+        // The write of 3..5 failed and was dropped; 5 was written after it.
+        assert!(t.release_to(6, &[(3, 5)]));
+        assert_eq!(t.channel_backlog(1), 4);
+        assert_eq!(t.channel_received(1), 4);
+        let mut out = Vec::new();
+        while t.read(1, 2, &mut out) > 0 {}
+        assert_eq!(ids(&out), vec![0, 1, 2, 5]);
+        // Reporting the same range again changes nothing.
+        assert!(!t.release_to(6, &[(3, 5)]));
     }
 
     #[test]

@@ -84,6 +84,10 @@ struct Pending {
 #[derive(Debug)]
 struct WriterIo {
     dir: PathBuf,
+    /// Position after the last record in the files. Behind `written` only after a failed
+    /// batch was dropped: a new segment is named from here, so segments stay contiguous and a
+    /// dropped range reads as a gap inside a segment, not as a segment that ended early.
+    disk_end: u64,
     file: Option<File>,
     seg_first: u64,
     seg_len: u64,
@@ -112,7 +116,15 @@ pub struct LogWriter {
     /// (segment first sequence, file length) at the last successful fsync: what a power loss
     /// is guaranteed to leave.
     synced_at: Mutex<(u64, u64)>,
+    /// Whether a failed write drops its records (see [`LogWriter::set_drop_failed_writes`]).
+    drop_failed: std::sync::atomic::AtomicBool,
+    /// Position ranges dropped after failed writes (the newest few).
+    dropped: Mutex<Vec<(u64, u64)>>,
+    any_dropped: std::sync::atomic::AtomicBool,
 }
+
+/// Dropped ranges remembered: enough for every publisher that could be waiting on one.
+const MAX_DROPPED_RANGES: usize = 1024;
 
 impl LogWriter {
     /// The segment and length covered by the last successful fsync (for power-loss tests).
@@ -139,17 +151,18 @@ impl LogWriter {
     /// at once when someone else's flush already covered it.
     pub fn flush(&self, upto: u64, sync: bool) -> Result<(), std::io::Error> {
         let done = |w: &Self| {
-            if sync {
+            w.check_dropped(upto)?;
+            Ok::<bool, std::io::Error>(if sync {
                 w.synced() >= upto
             } else {
                 w.written() >= upto
-            }
+            })
         };
-        if done(self) {
+        if done(self)? {
             return Ok(());
         }
         let mut io = lock(&self.io);
-        if done(self) {
+        if done(self)? {
             return Ok(());
         }
         let (mut buf, end) = {
@@ -159,6 +172,20 @@ impl LogWriter {
         };
         if !buf.is_empty() {
             if let Err(e) = self.write_locked(&mut io, &buf, end) {
+                if self.drop_failed.load(Ordering::Acquire) {
+                    // Their publishers are told the write failed, so these records must
+                    // never be written or delivered later: a retry would duplicate them.
+                    let first = self.written();
+                    let mut dropped = lock(&self.dropped);
+                    dropped.push((first, end));
+                    if dropped.len() > MAX_DROPPED_RANGES {
+                        dropped.remove(0);
+                    }
+                    self.any_dropped.store(true, Ordering::Release);
+                    drop(dropped);
+                    self.written.store(end, Ordering::Release);
+                    return Err(e);
+                }
                 // Keep the records for the next attempt, in order.
                 let mut p = lock(&self.pending);
                 let mut back = buf;
@@ -191,6 +218,36 @@ impl LogWriter {
         Ok(())
     }
 
+    /// Fails when the records up to `upto` were dropped by a failed write.
+    fn check_dropped(&self, upto: u64) -> std::io::Result<()> {
+        if !self.any_dropped.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let hit = lock(&self.dropped)
+            .iter()
+            .any(|&(a, b)| upto > a && upto <= b);
+        if hit {
+            return Err(std::io::Error::other(
+                "the write of these messages failed; they were dropped",
+            ));
+        }
+        Ok(())
+    }
+
+    /// After a failed write, drop its records instead of retrying them (for levels that
+    /// acknowledge only written records: their publishers were told about the failure).
+    pub fn set_drop_failed_writes(&self, drop: bool) {
+        self.drop_failed.store(drop, Ordering::Release);
+    }
+
+    /// Ranges of positions `from..to` whose write failed and that were dropped, oldest first.
+    pub fn dropped_ranges(&self) -> Vec<(u64, u64)> {
+        if !self.any_dropped.load(Ordering::Acquire) {
+            return Vec::new();
+        }
+        lock(&self.dropped).clone()
+    }
+
     /// Deletes segment files that every reader has moved past. Called from a periodic task so
     /// neither publishers nor the topic lock wait on unlinking.
     pub fn delete_trimmed(&self) {
@@ -203,7 +260,7 @@ impl LogWriter {
     }
 
     fn write_locked(&self, io: &mut WriterIo, buf: &[u8], end: u64) -> std::io::Result<()> {
-        let first = self.written();
+        let first = io.disk_end;
         if io.file.is_none()
             || (io.seg_len > HEADER_LEN && io.seg_len + buf.len() as u64 > io.max_bytes)
         {
@@ -243,7 +300,7 @@ impl LogWriter {
             return Err(e);
         }
         io.seg_len += buf.len() as u64;
-        let _ = end;
+        io.disk_end = end;
         Ok(())
     }
 }
@@ -311,6 +368,7 @@ impl DiskLog {
         let mut tail = 0;
         let mut io = WriterIo {
             dir: dir.to_path_buf(),
+            disk_end: 0,
             file: None,
             seg_first: 0,
             seg_len: 0,
@@ -429,6 +487,7 @@ impl DiskLog {
             health.record_cut(recovery.cut_bytes);
         }
         health.record_cut(recovery.truncated_bytes);
+        io.disk_end = tail;
         let head = firsts.first().copied().unwrap_or(tail);
         let segments = firsts
             .iter()
@@ -448,6 +507,9 @@ impl DiskLog {
             written: AtomicU64::new(tail),
             synced: AtomicU64::new(tail),
             sync_failed: std::sync::atomic::AtomicBool::new(false),
+            drop_failed: std::sync::atomic::AtomicBool::new(false),
+            dropped: Mutex::new(Vec::new()),
+            any_dropped: std::sync::atomic::AtomicBool::new(false),
             synced_at: Mutex::new((0, 0)),
         });
         Ok((
@@ -488,7 +550,6 @@ impl DiskLog {
     pub fn health(&self) -> Arc<Health> {
         self.health.clone()
     }
-
 
     fn evict(&mut self) {
         let written = self.writer.written();
@@ -868,7 +929,9 @@ impl MessageLog for DiskLog {
         self.writer.written.store(seq, Ordering::Release);
         self.writer.synced.fetch_max(seq, Ordering::AcqRel);
         // The next write starts a segment named after its first record.
-        lock(&self.writer.io).file = None;
+        let mut io = lock(&self.writer.io);
+        io.file = None;
+        io.disk_end = seq;
     }
 
     fn trim_to(&mut self, seq: u64) {
@@ -1183,6 +1246,43 @@ mod tests {
         drop(log);
         let (mut log, _) = DiskLog::open(d.path(), opts(1 << 20, 10)).unwrap();
         assert_eq!(read_all(&mut log, 0), vec![0, 1, 2]);
+    }
+
+    #[test]
+    fn failed_write_in_drop_mode_loses_the_batch_for_good() {
+        let d = tempfile::tempdir().unwrap();
+        let (mut log, _) = DiskLog::open(d.path(), opts(1 << 20, 10)).unwrap();
+        log.writer().set_drop_failed_writes(true);
+        append(&mut log, 0..2);
+        log.writer().flush(2, false).unwrap();
+        let moved = d.path().with_extension("moved");
+        std::fs::rename(d.path(), &moved).unwrap();
+        lock(&log.writer.io).file = None;
+        append(&mut log, 2..4);
+        assert!(log.writer().flush(4, false).is_err());
+        std::fs::rename(&moved, d.path()).unwrap();
+        // A publisher of the failed batch that flushes late is told so too, even after a
+        // later write succeeded.
+        append(&mut log, 4..5);
+        log.writer().flush(5, false).unwrap();
+        assert!(log.writer().flush(3, false).is_err());
+        assert!(log.writer().flush(4, true).is_err());
+        assert_eq!(log.writer().dropped_ranges(), vec![(2, 4)]);
+        drop(log);
+        let (mut log, _) = DiskLog::open(d.path(), opts(1 << 20, 10)).unwrap();
+        assert_eq!(log.tail(), 5);
+        let mut out = Vec::new();
+        let mut pos = 0;
+        while pos < log.tail() {
+            pos = log.read(pos, 10, &mut out);
+        }
+        let got: Vec<i64> = out.iter().map(|m| m.timestamp).collect();
+        assert_eq!(got, vec![0, 1, 4]);
+        assert_eq!(
+            log.health().snapshot().records_skipped,
+            0,
+            "a dropped batch is not damage"
+        );
     }
 
     #[test]

@@ -133,7 +133,10 @@ mod tests {
             paused_channels: vec!["a".into(), "b.c#x".into()],
         };
         let bytes = s.encode();
-        assert_eq!(TopicStateFile::decode(&Bytes::from(bytes.clone())), Ok(s.clone()));
+        assert_eq!(
+            TopicStateFile::decode(&Bytes::from(bytes.clone())),
+            Ok(s.clone())
+        );
         for i in 0..bytes.len() {
             let mut bad = bytes.clone();
             bad[i] ^= 0x04;

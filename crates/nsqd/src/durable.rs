@@ -49,6 +49,13 @@ pub fn blocking<T>(f: impl FnOnce() -> T) -> T {
 }
 
 impl TopicStore {
+    /// At `write` and `fsync`, channels see a message only once it is written, and a failed
+    /// write drops its messages: what a publisher was told failed is never delivered. At
+    /// `memory`, messages go to channels at once and a failed background write is retried.
+    pub fn releases_written(&self) -> bool {
+        self.level != Durability::Memory
+    }
+
     /// Makes the log durable up to `upto` as the level requires before acknowledging.
     pub fn commit(&self, upto: u64) -> Result<(), QueueError> {
         let res = match self.level {
@@ -259,7 +266,10 @@ pub fn recover_channel(
 fn snapshot<'a>(
     topic: &Topic,
     channel: &'a Channel,
-) -> (ChannelSnapshot, parking_lot::MutexGuard<'a, crate::channel::ChannelInner>) {
+) -> (
+    ChannelSnapshot,
+    parking_lot::MutexGuard<'a, crate::channel::ChannelInner>,
+) {
     let ci = channel.inner.lock();
     let ti = topic.inner.lock();
     let pos = ti.state.channel_pos(channel.key).unwrap_or(0);

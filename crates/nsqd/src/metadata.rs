@@ -36,9 +36,8 @@ pub fn load(data_path: &Path, node_id: i64) -> Result<Option<Metadata>, Metadata
                 Ok(md) => return Ok(Some(md)),
                 Err(e) => {
                     let err = MetadataError::Parse(path.display().to_string(), e);
-                    let aside = set_aside(&path).map_err(|e| {
-                        MetadataError::Read(path.display().to_string(), e)
-                    })?;
+                    let aside = set_aside(&path)
+                        .map_err(|e| MetadataError::Read(path.display().to_string(), e))?;
                     log::error!(
                         "NSQ: {err}; kept as {} and starting from the topics and channels the store holds",
                         aside.display()

@@ -59,9 +59,13 @@ impl Topic {
     pub fn new(
         name: &str,
         cfg: TopicConfig,
-        state: TopicState,
+        mut state: TopicState,
         store: Option<TopicStore>,
     ) -> Topic {
+        if let Some(store) = store.as_ref().filter(|s| s.releases_written()) {
+            state.cap_release();
+            store.writer.set_drop_failed_writes(true);
+        }
         Topic {
             name: name.to_string(),
             ephemeral: is_ephemeral(name),
@@ -105,11 +109,38 @@ impl Topic {
         self.commit(upto)
     }
 
-    /// Makes the log durable up to `upto` as the level requires (no-op without a store).
+    /// Makes the log durable up to `upto` as the level requires (no-op without a store),
+    /// then hands channels what the store has written.
     pub fn commit(&self, upto: u64) -> Result<(), QueueError> {
-        match &self.store {
-            Some(store) => store.commit(upto),
-            None => Ok(()),
+        let Some(store) = &self.store else {
+            return Ok(());
+        };
+        let res = store.commit(upto);
+        if store.releases_written() {
+            self.release_written(store);
+        }
+        res
+    }
+
+    /// Releases to channels what the store has written (and makes them skip what it dropped),
+    /// waking waiting consumers.
+    fn release_written(&self, store: &TopicStore) {
+        let written = store.writer.written();
+        let dropped = store.writer.dropped_ranges();
+        let wake: Vec<Arc<Channel>> = {
+            let mut inner = self.inner.lock();
+            if !inner.state.release_to(written, &dropped) {
+                return;
+            }
+            inner
+                .channels
+                .values()
+                .filter(|c| c.has_waiters())
+                .cloned()
+                .collect()
+        };
+        for c in wake {
+            c.wake_waiter();
         }
     }
 
@@ -144,11 +175,13 @@ impl Topic {
         // Held for the whole delay: a slice of the connection's read buffer would keep all of
         // that buffer alive meanwhile. One copy, shared by every channel.
         let body = Bytes::copy_from_slice(&body);
+        let id;
         let channels: Option<Vec<Arc<Channel>>> = {
             let mut inner = self.inner.lock();
             let inner = &mut *inner;
             let now = unix_nanos();
             let msg = Message::new(Self::next_id(&mut inner.guid, now), now, body);
+            id = msg.id;
             if inner.state.holding() {
                 if let Some(store) = &self.store {
                     // Held by the topic: the delay stays relative, it starts at a channel.
@@ -161,10 +194,34 @@ impl Topic {
                 Some(inner.channels.values().cloned().collect())
             }
         };
-        match (channels, &self.store) {
+        let res = match (channels, &self.store) {
             (Some(channels), _) => self.distribute_deferred(&channels),
             (None, Some(store)) => store.commit_journal(&store.held),
             (None, None) => Ok(()),
+        };
+        if res.is_err() {
+            self.cancel_deferred(&id);
+        }
+        res
+    }
+
+    /// Takes back a deferred publish whose journal write failed, so that what its publisher
+    /// was told (an error) is what happens: it is never delivered. The cancellation is
+    /// journaled behind the publish, so a later successful write records both.
+    fn cancel_deferred(&self, id: &MessageId) {
+        for c in self.channels() {
+            let mut ci = c.inner.lock();
+            if ci.state.cancel_deferred(id) {
+                if let Some(j) = c.journal.as_ref() {
+                    j.append(&Event::Finish(vec![*id]));
+                }
+            }
+        }
+        let mut inner = self.inner.lock();
+        if inner.state.cancel_held_deferred(id) {
+            if let Some(store) = &self.store {
+                store.held.append(&Event::Finish(vec![*id]));
+            }
         }
     }
 

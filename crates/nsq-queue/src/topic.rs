@@ -236,13 +236,19 @@ impl TopicState {
         (tail - self.released) - self.skipped_within(self.released, tail)
     }
 
-    /// Adds a channel cursor; returns `true` if messages were released to the channels.
-    pub fn add_channel(&mut self, key: ChannelKey, bound: Option<u64>) -> bool {
-        let pos = if self.cursors.is_empty() {
+    /// Where a channel added now would start: the oldest retained message for the first
+    /// channel (it inherits the backlog), otherwise what has been released. Never decreases.
+    pub fn next_channel_pos(&self) -> u64 {
+        if self.cursors.is_empty() {
             self.log.head()
         } else {
             self.released
-        };
+        }
+    }
+
+    /// Adds a channel cursor; returns `true` if messages were released to the channels.
+    pub fn add_channel(&mut self, key: ChannelKey, bound: Option<u64>) -> bool {
+        let pos = self.next_channel_pos();
         self.cursors.push(Cursor {
             key,
             pos,
@@ -273,16 +279,21 @@ impl TopicState {
 
     /// Decides what the topic still holds after recovery: everything when it has no channels;
     /// beyond the furthest channel when paused; nothing otherwise.
-    pub fn finish_restore(&mut self, paused: bool) {
+    ///
+    /// `released`: what the topic had handed to its channels before the restart, if known
+    /// (it matters only while paused).
+    pub fn finish_restore(&mut self, paused: bool, released: Option<u64>) {
         self.paused = paused;
         self.released = if self.cursors.is_empty() {
             self.log.head()
         } else if paused {
-            self.cursors
+            let furthest = self
+                .cursors
                 .iter()
                 .map(|c| c.pos)
                 .max()
-                .unwrap_or(self.log.head())
+                .unwrap_or(self.log.head());
+            released.map_or(furthest, |r| r.clamp(furthest, self.log.tail()))
         } else {
             self.log.tail()
         };
@@ -306,6 +317,11 @@ impl TopicState {
             .filter(|&(a, b)| a < b && b > head)
             .collect();
         self.skips.sort_unstable();
+    }
+
+    /// Positions below this have been handed to the channels.
+    pub fn released(&self) -> u64 {
+        self.released
     }
 
     /// The oldest position the log still holds.

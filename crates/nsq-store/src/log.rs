@@ -1325,7 +1325,7 @@ mod tests {
         let (log, _) = DiskLog::open(d.path(), opts(1 << 20, 0)).unwrap();
         let mut t = nsq_queue::TopicState::new(Box::new(log), None);
         t.restore_channel(1, None, 0, 0);
-        t.finish_restore(false);
+        t.finish_restore(false, None);
         let mut out = Vec::new();
         while t.read(1, 3, &mut out) > 0 {}
         let got: Vec<i64> = out.iter().map(|m| m.timestamp).collect();

@@ -3,8 +3,8 @@
 //! ranges dropped by emptying a paused topic, and the pause flags of the topic and its
 //! channels (so they survive a damaged `nsqd.dat`).
 //!
-//! Layout (big-endian): `NSQRSTS1 | crc32c u32 (of the rest) | head u64 | paused u8 |
-//! n u32 | n × (from u64, to u64) | m u32 | m × (len u16, channel name)`.
+//! Layout (big-endian): `NSQRSTS1 | crc32c u32 (of the rest) | head u64 | released u64 |
+//! paused u8 | n u32 | n × (from u64, to u64) | m u32 | m × (len u16, channel name)`.
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -17,6 +17,9 @@ const MAGIC: &[u8; 8] = b"NSQRSTS1";
 pub struct TopicStateFile {
     /// Log positions below this are gone.
     pub head: u64,
+    /// What the topic had handed to its channels; while it is paused, what lies beyond is
+    /// still the topic's (its depth), not the channels'.
+    pub released: u64,
     pub paused: bool,
     /// Position ranges `from..to` that channels skip (emptied while the topic was paused).
     pub skips: Vec<(u64, u64)>,
@@ -32,6 +35,7 @@ impl TopicStateFile {
     pub fn encode(&self) -> Vec<u8> {
         let mut body = Vec::new();
         body.put_u64(self.head);
+        body.put_u64(self.released);
         body.put_u8(u8::from(self.paused));
         body.put_u32(self.skips.len() as u32);
         for &(a, b) in &self.skips {
@@ -62,10 +66,11 @@ impl TopicStateFile {
         if crc32c::crc32c(&b) != u32::from_be_bytes(*crc) {
             return Err("checksum mismatch");
         }
-        if b.remaining() < 13 {
+        if b.remaining() < 21 {
             return Err("too short");
         }
         let head = b.get_u64();
+        let released = b.get_u64();
         let paused = b.get_u8() != 0;
         let n = b.get_u32() as usize;
         if b.remaining() < n.saturating_mul(16) {
@@ -91,6 +96,7 @@ impl TopicStateFile {
         }
         Ok(TopicStateFile {
             head,
+            released,
             paused,
             skips,
             paused_channels,
@@ -128,6 +134,7 @@ mod tests {
     fn round_trip_and_damage_is_detected() {
         let s = TopicStateFile {
             head: 42,
+            released: 45,
             paused: true,
             skips: vec![(50, 60), (70, 71)],
             paused_channels: vec!["a".into(), "b.c#x".into()],

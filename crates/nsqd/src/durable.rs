@@ -388,6 +388,7 @@ pub fn save_topic_state(topic: &Topic) -> std::io::Result<()> {
         let ti = topic.inner.lock();
         nsq_store::topic_state::TopicStateFile {
             head: ti.state.head(),
+            released: ti.state.released(),
             paused: ti.state.paused(),
             skips: ti.state.skips().to_vec(),
             paused_channels,

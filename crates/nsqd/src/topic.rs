@@ -45,6 +45,10 @@ pub struct Topic {
     pub store: Option<TopicStore>,
     deleted: AtomicBool,
     cfg: TopicConfig,
+    /// Serialises channel creation, whose file work happens outside the topic lock.
+    creating: Mutex<()>,
+    /// From `topic.state` at start-up, until recovery finishes.
+    restored_released: Mutex<Option<u64>>,
 }
 
 pub fn unix_nanos() -> i64 {
@@ -78,6 +82,8 @@ impl Topic {
             store,
             deleted: AtomicBool::new(false),
             cfg,
+            creating: Mutex::new(()),
+            restored_released: Mutex::new(None),
         }
     }
 
@@ -275,22 +281,35 @@ impl Topic {
 
     /// Returns the channel, creating it if needed (`true` when created).
     pub fn get_or_create_channel(self: &Arc<Self>, name: &str) -> (Arc<Channel>, bool) {
+        if let Some(c) = self.inner.lock().channels.get(name) {
+            return (c.clone(), false);
+        }
+        // One creation at a time per topic; the journal's first checkpoint (files and fsyncs)
+        // is written here, outside the topic lock, at a position no later than where the
+        // cursor will start. The journal's first event then moves it to the exact start.
+        let _creating = self.creating.lock();
+        if let Some(c) = self.inner.lock().channels.get(name) {
+            return (c.clone(), false);
+        }
+        let journal = match &self.store {
+            Some(store) if self.journaled(name) => {
+                let pos = self.inner.lock().state.next_channel_pos();
+                durable::new_channel_journal(&store.data_path, &self.name, name, pos)
+            }
+            _ => None,
+        };
         let (channel, released, channels) = {
             let mut inner = self.inner.lock();
-            if let Some(c) = inner.channels.get(name) {
-                return (c.clone(), false);
-            }
             let key = inner.next_key;
             inner.next_key += 1;
             let released = inner.state.add_channel(key, self.channel_bound(name));
-            let journal = match &self.store {
-                Some(store) if self.journaled(name) => {
-                    let pos = inner.state.channel_pos(key).unwrap_or(0);
-                    // Channel creation is rare; its journal must exist before any delivery.
-                    durable::new_channel_journal(&store.data_path, &self.name, name, pos)
-                }
-                _ => None,
-            };
+            if let Some(j) = journal.as_ref() {
+                let pos = inner.state.channel_pos(key).unwrap_or(0);
+                j.append(&Event::Empty(pos));
+                // Until its first checkpoint the channel's recovery starts at the journal's
+                // start: the log keeps what the cursor passes.
+                inner.state.set_retain(key, pos);
+            }
             let mut channel = Channel::new(name, key, self.cfg.e2e_window, journal);
             if channel.journal.is_some() {
                 channel.health = Some(Arc::default());
@@ -300,6 +319,11 @@ impl Topic {
             let channels: Vec<Arc<Channel>> = inner.channels.values().cloned().collect();
             (channel, released, channels)
         };
+        if let (Some(store), Some(j)) = (&self.store, channel.journal.as_ref()) {
+            if let Err(e) = store.commit_journal(j) {
+                log::error!("CHANNEL({name}): {e}");
+            }
+        }
         log::info!("TOPIC({}): new channel({})", self.name, name);
         if released {
             for c in &channels {
@@ -361,6 +385,7 @@ impl Topic {
                     inner.state.log_mut().trim_to(sf.head);
                 }
                 inner.state.restore_skips(&sf.skips);
+                *self.restored_released.lock() = Some(sf.released);
                 *store.state_file.lock().unwrap_or_else(|e| e.into_inner()) = inner.state.head();
                 Some(sf)
             }
@@ -380,7 +405,8 @@ impl Topic {
 
     /// Ends start-up recovery (see `TopicState::finish_restore`).
     pub fn finish_restore(&self, paused: bool) {
-        self.inner.lock().state.finish_restore(paused);
+        let released = self.restored_released.lock().take();
+        self.inner.lock().state.finish_restore(paused, released);
     }
 
     pub fn channel(&self, name: &str) -> Option<Arc<Channel>> {

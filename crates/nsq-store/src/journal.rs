@@ -1206,6 +1206,25 @@ mod tests {
     }
 
     #[test]
+    fn journal_size_counts_appends_and_restarts_at_each_checkpoint() {
+        let d = tempfile::tempdir().unwrap();
+        let files = files(&d);
+        let (mut snap, report) = files.recover(&mut log_with(1), 0).unwrap();
+        let w = JournalWriter::start(files, &mut snap, &report).unwrap();
+        assert_eq!(w.journal_bytes(), 0);
+        for _ in 0..10 {
+            w.append(&Event::Finish(vec![msg(0).id]));
+        }
+        // Each finish of one ID: 8 bytes of framing, kind, count and the ID.
+        assert_eq!(w.journal_bytes(), 10 * (8 + 1 + 4 + 16));
+        w.flush(false).unwrap();
+        assert_eq!(w.journal_bytes(), 10 * 29);
+        let s = snap.clone();
+        w.checkpoint(|| (s, ())).unwrap();
+        assert_eq!(w.journal_bytes(), 0);
+    }
+
+    #[test]
     fn legacy_single_checkpoint_is_read_and_replaced() {
         let d = tempfile::tempdir().unwrap();
         let files = files(&d);

@@ -92,8 +92,6 @@ struct WriterIo {
     seg_first: u64,
     seg_len: u64,
     max_bytes: u64,
-    /// Segments created since the readers last looked.
-    created: Vec<u64>,
     /// The previous batch's buffer, emptied, handed back to publishers so encoding the next
     /// batch does not regrow a buffer from nothing.
     spare: Vec<u8>,
@@ -120,6 +118,13 @@ pub struct LogWriter {
     drop_failed: std::sync::atomic::AtomicBool,
     /// Position ranges dropped after failed writes (the newest few).
     dropped: Mutex<Vec<(u64, u64)>>,
+    /// Segments created since the readers last looked (first positions).
+    created: Mutex<Vec<u64>>,
+    has_created: std::sync::atomic::AtomicBool,
+    /// The open segment's length after the last write, for [`LogWriter::would_roll`] without
+    /// the I/O lock.
+    seg_len: AtomicU64,
+    max_bytes: u64,
     any_dropped: std::sync::atomic::AtomicBool,
 }
 
@@ -218,6 +223,14 @@ impl LogWriter {
         Ok(())
     }
 
+    /// Whether writing what is pending would start a new segment (three fsyncs), so the
+    /// caller can move that off an async worker thread.
+    pub fn would_roll(&self) -> bool {
+        let len = self.seg_len.load(Ordering::Relaxed);
+        let pending = lock(&self.pending).buf.len() as u64;
+        len == 0 || (len > HEADER_LEN && len + pending > self.max_bytes)
+    }
+
     /// Fails when the records up to `upto` were dropped by a failed write.
     fn check_dropped(&self, upto: u64) -> std::io::Result<()> {
         if !self.any_dropped.load(Ordering::Acquire) {
@@ -288,7 +301,8 @@ impl LogWriter {
             File::open(&io.dir)?.sync_all()?;
             io.seg_first = first;
             io.seg_len = HEADER_LEN;
-            io.created.push(first);
+            lock(&self.created).push(first);
+            self.has_created.store(true, Ordering::Release);
             io.file = Some(f);
         }
         let Some(f) = io.file.as_mut() else {
@@ -300,6 +314,7 @@ impl LogWriter {
             return Err(e);
         }
         io.seg_len += buf.len() as u64;
+        self.seg_len.store(io.seg_len, Ordering::Relaxed);
         io.disk_end = end;
         Ok(())
     }
@@ -373,7 +388,6 @@ impl DiskLog {
             seg_first: 0,
             seg_len: 0,
             max_bytes: opts.max_bytes_per_file.max(HEADER_LEN + 1),
-            created: Vec::new(),
             spare: Vec::new(),
         };
         // Older segments are checked record by record when read; here only that each still
@@ -497,6 +511,8 @@ impl DiskLog {
                 file: None,
             })
             .collect();
+        let seg_len = if io.file.is_some() { io.seg_len } else { 0 };
+        let max_bytes = io.max_bytes;
         let writer = Arc::new(LogWriter {
             io: Mutex::new(io),
             pending: Mutex::new(Pending {
@@ -509,6 +525,10 @@ impl DiskLog {
             sync_failed: std::sync::atomic::AtomicBool::new(false),
             drop_failed: std::sync::atomic::AtomicBool::new(false),
             dropped: Mutex::new(Vec::new()),
+            created: Mutex::new(Vec::new()),
+            has_created: std::sync::atomic::AtomicBool::new(false),
+            seg_len: AtomicU64::new(seg_len),
+            max_bytes,
             any_dropped: std::sync::atomic::AtomicBool::new(false),
             synced_at: Mutex::new((0, 0)),
         });
@@ -560,7 +580,12 @@ impl DiskLog {
     }
 
     fn sync_segments(&mut self) {
-        let created = std::mem::take(&mut lock(&self.writer.io).created);
+        // Readers (under the topic lock) never wait for the I/O lock, which a publisher may
+        // hold across an fsync: new segments are announced through their own small lock.
+        if !self.writer.has_created.swap(false, Ordering::AcqRel) {
+            return;
+        }
+        let created = std::mem::take(&mut *lock(&self.writer.created));
         for first in created {
             if self.segments.last().is_none_or(|s| s.first < first) {
                 self.segments.push(Segment {
@@ -932,6 +957,7 @@ impl MessageLog for DiskLog {
         let mut io = lock(&self.writer.io);
         io.file = None;
         io.disk_end = seq;
+        self.writer.seg_len.store(0, Ordering::Relaxed);
     }
 
     fn trim_to(&mut self, seq: u64) {

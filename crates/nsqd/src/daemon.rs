@@ -45,12 +45,16 @@ pub struct Nsqd {
     pub identify_policy: IdentifyPolicy,
     pub limits: Limits,
     topics: RwLock<BTreeMap<String, Arc<Topic>>>,
+    /// Serialises topic creation, which opens the topic's store outside the registry lock.
+    creating_topic: parking_lot::Mutex<()>,
     clients: Mutex<HashMap<u64, Arc<ClientShared>>>,
     next_client_id: AtomicU64,
     health: Mutex<Option<String>>,
     exiting: AtomicBool,
     loading: AtomicBool,
     persist_requested: Notify,
+    /// A channel journal grew past its bound: the sync loop runs early.
+    checkpoint_wanted: Arc<Notify>,
     /// Held from snapshot to rename, so a write that started earlier can never land after (and
     /// overwrite) one that saw newer state.
     persist_lock: Mutex<()>,
@@ -115,12 +119,14 @@ impl Nsqd {
             identify_policy,
             limits,
             topics: RwLock::new(BTreeMap::new()),
+            creating_topic: parking_lot::Mutex::new(()),
             clients: Mutex::new(HashMap::new()),
             next_client_id: AtomicU64::new(1),
             health: Mutex::new(None),
             exiting: AtomicBool::new(false),
             loading: AtomicBool::new(false),
             persist_requested: Notify::new(),
+            checkpoint_wanted: Arc::new(Notify::new()),
             persist_lock: Mutex::new(()),
             shutdown: Notify::new(),
             opts,
@@ -192,14 +198,8 @@ impl Nsqd {
         if let Some(t) = self.topic(name) {
             return t;
         }
-        let topic = {
-            let mut topics = self.topics.write();
-            if let Some(t) = topics.get(name) {
-                return t.clone();
-            }
-            let t = Arc::new(self.make_topic(name));
-            topics.insert(name.to_string(), t.clone());
-            t
+        let Some(topic) = self.create_topic(name, false) else {
+            return self.get_or_create_topic(name);
         };
         log::info!("TOPIC({name}): created");
         if !topic.ephemeral {
@@ -210,6 +210,22 @@ impl Nsqd {
             channel: None,
         });
         topic
+    }
+
+    /// Creates and registers a topic (held, for pre-creation, when `hold`); `None` when it
+    /// already exists. Its store is opened (files read, fsyncs) with no registry lock held, so
+    /// lookups of other topics never wait on it; creations are serialised instead.
+    fn create_topic(&self, name: &str, hold: bool) -> Option<Arc<Topic>> {
+        let _one_at_a_time = self.creating_topic.lock();
+        if self.topics.read().contains_key(name) {
+            return None;
+        }
+        let t = Arc::new(durable::blocking(|| self.make_topic(name)));
+        if hold {
+            t.inner.lock().state.set_hold(true);
+        }
+        self.topics.write().insert(name.to_string(), t.clone());
+        Some(t)
     }
 
     /// Returns the topic; a topic created now first gets the channels nsqlookupd knows for it
@@ -223,15 +239,8 @@ impl Nsqd {
         if !configured || self.loading.load(Ordering::Acquire) {
             return self.get_or_create_topic(name);
         }
-        let topic = {
-            let mut topics = self.topics.write();
-            if let Some(t) = topics.get(name) {
-                return t.clone();
-            }
-            let t = Arc::new(self.make_topic(name));
-            t.inner.lock().state.set_hold(true);
-            topics.insert(name.to_string(), t.clone());
-            t
+        let Some(topic) = self.create_topic(name, true) else {
+            return self.get_or_create_topic(name);
         };
         log::info!("TOPIC({name}): created");
         if !topic.ephemeral {
@@ -298,6 +307,7 @@ impl Nsqd {
                             sync_scheduled: Default::default(),
                             health,
                             state_file: Default::default(),
+                            checkpoint_wanted: self.checkpoint_wanted.clone(),
                         };
                         Topic::new(name, cfg, state, Some(store))
                     }
@@ -688,7 +698,10 @@ impl Nsqd {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tick.tick().await;
         loop {
-            tick.tick().await;
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = self.checkpoint_wanted.notified() => {}
+            }
             if self.is_exiting() {
                 return;
             }

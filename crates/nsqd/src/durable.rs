@@ -31,7 +31,13 @@ pub struct TopicStore {
     pub health: Arc<Health>,
     /// Serialises writes of `topic.state`; holds the head it last recorded.
     pub state_file: std::sync::Mutex<u64>,
+    /// Wakes the sync loop early (a journal outgrew [`CHECKPOINT_JOURNAL_BYTES`]).
+    pub checkpoint_wanted: Arc<tokio::sync::Notify>,
 }
+
+/// A channel journal this large is checkpointed without waiting for `--sync-timeout`, so the
+/// journal that recovery replays stays short whatever the timeout and the traffic.
+pub const CHECKPOINT_JOURNAL_BYTES: u64 = 8 << 20;
 
 pub fn unix_ms() -> i64 {
     unix_nanos() / 1_000_000
@@ -61,7 +67,13 @@ impl TopicStore {
         let res = match self.level {
             Durability::Memory if self.writer.pending_bytes() < WRITE_BEHIND_BYTES => Ok(()),
             Durability::Memory | Durability::Write => {
-                let res = self.writer.flush(upto, false);
+                // A write that starts a new segment fsyncs the old one, the new one and the
+                // directory: let the runtime move other tasks off this thread meanwhile.
+                let res = if self.writer.would_roll() {
+                    blocking(|| self.writer.flush(upto, false))
+                } else {
+                    self.writer.flush(upto, false)
+                };
                 if upto.saturating_sub(self.writer.synced()) >= self.sync_every.max(1) {
                     self.sync_in_background(upto);
                 }
@@ -94,6 +106,9 @@ impl TopicStore {
 
     /// Makes journal events durable as the level requires (deliveries and deferrals).
     pub fn commit_journal(&self, j: &JournalWriter) -> Result<(), QueueError> {
+        if j.journal_bytes() > CHECKPOINT_JOURNAL_BYTES {
+            self.checkpoint_wanted.notify_one();
+        }
         let res = match self.level {
             Durability::Memory => Ok(()),
             Durability::Write => j.flush(false),

@@ -139,9 +139,13 @@ pub fn encode_event(buf: &mut Vec<u8>, e: &Event) {
         }
     }
     let len = (buf.len() - start - 4) as u32;
-    let crc = crc32c::crc32c(&buf[body_at..]);
-    buf[start..start + 4].copy_from_slice(&len.to_be_bytes());
-    buf[start + 4..start + 8].copy_from_slice(&crc.to_be_bytes());
+    let crc = crc32c::crc32c(buf.get(body_at..).unwrap_or_default());
+    let mut header = [0u8; 8];
+    header[..4].copy_from_slice(&len.to_be_bytes());
+    header[4..].copy_from_slice(&crc.to_be_bytes());
+    if let Some(slot) = buf.get_mut(start..start + 8) {
+        slot.copy_from_slice(&header);
+    }
 }
 
 fn decode_event(mut b: Bytes) -> Option<Event> {

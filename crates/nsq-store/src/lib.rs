@@ -4,6 +4,26 @@
 //!
 //! The byte layout is specified in `docs/store-format.md`.
 #![forbid(unsafe_code)]
+// Bytes from disk decide every offset here: an index out of bounds must be impossible, not
+// merely unlikely, so indexing, unwrapping and panicking are denied outside tests.
+#![deny(
+    clippy::indexing_slicing,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable,
+    clippy::todo,
+    clippy::unimplemented
+)]
+#![cfg_attr(
+    test,
+    allow(
+        clippy::indexing_slicing,
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic
+    )
+)]
 
 pub mod health;
 pub mod journal;

@@ -748,7 +748,8 @@ impl DiskLog {
             if self.arena.len() < want {
                 self.arena = BytesMut::zeroed(want.max(ARENA));
             }
-            let n = match file.read_at(&mut self.arena[..want], offset) {
+            let dst = self.arena.get_mut(..want)?;
+            let n = match file.read_at(dst, offset) {
                 Ok(n) => n,
                 Err(e) => {
                     log::error!("failed to read {} at {offset} - {e}", path.display());
@@ -974,7 +975,7 @@ impl MessageLog for DiskLog {
         // A segment can go once the next one starts at or below the trim point; the newest
         // segment always stays, so the log remembers its tail.
         let mut doomed = Vec::new();
-        while self.segments.len() > 1 && self.segments[1].first <= seq {
+        while self.segments.get(1).is_some_and(|s| s.first <= seq) {
             let s = self.segments.remove(0);
             doomed.push(s.path);
         }

@@ -391,8 +391,10 @@ impl TopicState {
             self.released = tail;
             self.log.trim_to(tail);
         } else if tail > self.released {
+            // Ranges stay disjoint (counts of skipped messages add them up): one that already
+            // reaches the held part grows to the tail instead of being overlapped by a new one.
             match self.skips.last_mut() {
-                Some(last) if last.1 == self.released || last.0 == self.released => last.1 = tail,
+                Some(last) if last.1 >= self.released => last.1 = tail,
                 _ => self.skips.push((self.released, tail)),
             }
         }
@@ -567,6 +569,28 @@ mod tests {
         t.add_channel(1, None);
         assert_eq!(t.take_pending_deferred().len(), 1);
         assert_eq!(t.depth(), 0);
+    }
+
+    #[test]
+    fn emptying_a_paused_topic_again_drops_nothing_twice() {
+        let mut t = TopicState::in_memory(None);
+        t.add_channel(1, None);
+        t.set_paused(true);
+        t.publish(msgs(0..1)).unwrap();
+        t.empty();
+        t.set_paused(false);
+        t.set_paused(true);
+        t.publish(msgs(1..2)).unwrap();
+        t.empty();
+        t.empty();
+        assert_eq!(t.depth(), 0);
+        t.publish(msgs(2..3)).unwrap();
+        assert_eq!(t.depth(), 1);
+        t.set_paused(false);
+        assert_eq!(t.channel_backlog(1), 1);
+        let mut out = Vec::new();
+        t.read(1, 10, &mut out);
+        assert_eq!(ids(&out), vec![2]);
     }
 
     proptest::proptest! {

@@ -247,6 +247,12 @@ impl TopicState {
         };
     }
 
+    /// The log position up to which messages belong to the channels: everything below it has
+    /// been handed to them (or dropped by emptying the topic), nothing from it on yet.
+    pub fn released(&self) -> u64 {
+        self.released
+    }
+
     /// The log position the next published message will get.
     pub fn tail(&self) -> u64 {
         self.log.tail()
@@ -297,11 +303,15 @@ impl TopicState {
         max_bytes: usize,
         out: &mut Vec<Message>,
     ) -> usize {
-        self.read_range(key, u64::MAX, max, max_bytes, out)
+        self.read_below(key, u64::MAX, max, max_bytes, out)
             .unwrap_or(0)
     }
 
-    fn read_range(
+    /// Like [`TopicState::read_bounded`], reading only log positions below `end`. Returns
+    /// `None` when the cursor could not move: the channel has nothing below `end` left to read
+    /// (or the log cannot give it). `Some(0)` means the cursor only passed emptied or damaged
+    /// positions.
+    pub fn read_below(
         &mut self,
         key: ChannelKey,
         end: u64,

@@ -1,6 +1,11 @@
 //! A channel's own message state: messages put back in its queue (requeues and timeouts),
 //! messages in flight to consumers with their deadlines, and deferred messages with their due
 //! times. Fresh messages come from the topic log through the channel's cursor.
+//!
+//! The channel's queue, as consumers see it, is one FIFO: a message put back joins it behind
+//! everything the topic had already handed to the channel, as in NSQ, where it goes back into
+//! the channel's queue after the messages buffered there. Put-back messages are kept apart from
+//! the log, each with the log position (the topic's `released`) it must wait for.
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -48,10 +53,20 @@ impl ScanOutcome {
     }
 }
 
+/// A message put back in the channel's queue, served once the channel's cursor has reached
+/// `after` (every log message released to the channel before it was put back is delivered).
+#[derive(Debug)]
+struct Requeued {
+    msg: Message,
+    after: u64,
+}
+
 #[derive(Debug)]
 pub struct ChannelState {
     key: ChannelKey,
-    requeued: VecDeque<Message>,
+    /// In the order they were put back, so their `after` positions never decrease (start-up
+    /// restores, with 0, come first).
+    requeued: VecDeque<Requeued>,
     in_flight: IdMap<InFlight>,
     /// Deadlines with lazy deletion: an entry is live only if the in-flight map still holds the
     /// ID with the same deadline. Rebuilt when stale entries dominate, so FINs do not make it
@@ -62,9 +77,10 @@ pub struct ChannelState {
     paused: bool,
     requeue_count: u64,
     timeout_count: u64,
-    /// How many of the messages the last [`ChannelState::take`] returned came from the
-    /// channel's own queue (redeliveries) rather than the topic log; they are the first ones.
-    last_take_requeued: usize,
+    /// IDs of the messages the last [`ChannelState::take`] served from the channel's own queue
+    /// (redeliveries) rather than the topic log; they may be anywhere in its batch. Kept so
+    /// that takes do not allocate.
+    last_redelivered: Vec<MessageId>,
 }
 
 impl ChannelState {
@@ -79,7 +95,7 @@ impl ChannelState {
             paused: false,
             requeue_count: 0,
             timeout_count: 0,
-            last_take_requeued: 0,
+            last_redelivered: Vec::new(),
         }
     }
 
@@ -87,8 +103,9 @@ impl ChannelState {
         self.key
     }
 
-    /// Takes up to `max` messages for `client`: requeued ones first, then fresh ones from the
-    /// topic log. Each is marked in flight (attempts counted) and appended to `out`.
+    /// Takes up to `max` messages for `client` in queue order: fresh ones from the topic log,
+    /// with each put-back message once the log messages released before it are taken. Each is
+    /// marked in flight (attempts counted) and appended to `out`.
     #[allow(clippy::too_many_arguments)]
     pub fn take(
         &mut self,
@@ -100,25 +117,15 @@ impl ChannelState {
         msg_timeout: Duration,
         out: &mut Vec<Message>,
     ) -> usize {
-        self.last_take_requeued = 0;
+        self.last_redelivered.clear();
         if self.paused || max == 0 {
             return 0;
         }
         let start = out.len();
-        let mut bytes = 0usize;
-        while out.len() - start < max && bytes < max_bytes {
-            match self.requeued.pop_front() {
-                Some(m) => {
-                    bytes += m.body.len();
-                    out.push(m);
-                }
-                None => break,
-            }
-        }
-        self.last_take_requeued = out.len() - start;
-        let want = max - (out.len() - start);
-        if want > 0 && bytes < max_bytes {
-            topic.read_bounded(self.key, want, max_bytes - bytes, out);
+        if self.requeued.is_empty() {
+            topic.read_bounded(self.key, max, max_bytes, out);
+        } else {
+            self.take_interleaved(topic, max, max_bytes, out);
         }
         let deadline = now + msg_timeout;
         for m in &mut out[start..] {
@@ -134,6 +141,48 @@ impl ChannelState {
         }
         self.compact_deadlines();
         out.len() - start
+    }
+
+    /// Merges the put-back queue with the log: before each put-back message, the log messages
+    /// below its `after` position.
+    fn take_interleaved(
+        &mut self,
+        topic: &mut TopicState,
+        max: usize,
+        max_bytes: usize,
+        out: &mut Vec<Message>,
+    ) {
+        let start = out.len();
+        let mut bytes = 0usize;
+        // The log has nothing more for this channel below this position during this take, so
+        // later put-back messages waiting for no more than it go out without asking it again.
+        let mut drained_below = 0u64;
+        while out.len() - start < max && bytes < max_bytes {
+            let room = max - (out.len() - start);
+            let Some(after) = self.requeued.front().map(|r| r.after) else {
+                topic.read_bounded(self.key, room, max_bytes - bytes, out);
+                return;
+            };
+            if after > drained_below {
+                let before = out.len();
+                // Emptied, damaged or unreadable ranges end this with `None`, so they never
+                // hold the put-back message back.
+                if topic
+                    .read_below(self.key, after, room, max_bytes - bytes, out)
+                    .is_some()
+                {
+                    bytes += out[before..].iter().map(|m| m.body.len()).sum::<usize>();
+                    continue;
+                }
+                drained_below = after;
+            }
+            let Some(r) = self.requeued.pop_front() else {
+                return;
+            };
+            bytes += r.msg.body.len();
+            self.last_redelivered.push(r.msg.id);
+            out.push(r.msg);
+        }
     }
 
     fn compact_deadlines(&mut self) {
@@ -166,14 +215,16 @@ impl ChannelState {
         }
     }
 
-    /// REQ: back into the queue now (`delay` zero) or after `delay`. Returns `true` when the
-    /// message is immediately available again (wake a consumer).
+    /// REQ: back into the queue now (`delay` zero) or after `delay`. `released` is the topic's
+    /// [`TopicState::released`] now: a message put back now goes behind those. Returns `true`
+    /// when the message is immediately available again (wake a consumer).
     pub fn requeue(
         &mut self,
         client: ClientId,
         id: &MessageId,
         delay: Duration,
         now: Instant,
+        released: u64,
     ) -> Result<bool, MsgError> {
         self.owned(client, id)?;
         if !delay.is_zero() && self.deferred.contains_key(id) {
@@ -182,7 +233,7 @@ impl ChannelState {
         let f = self.in_flight.remove(id).ok_or(MsgError::NotInFlight)?;
         self.requeue_count += 1;
         if delay.is_zero() {
-            self.requeued.push_back(f.msg);
+            self.put_back(f.msg, released);
             Ok(true)
         } else {
             // A body is usually a slice of a large shared buffer (a read of the topic's log or
@@ -229,7 +280,13 @@ impl ChannelState {
 
     /// How many messages the last take served from the channel's own queue.
     pub fn last_take_requeued(&self) -> usize {
-        self.last_take_requeued
+        self.last_redelivered.len()
+    }
+
+    /// IDs of the messages the last take served from the channel's own queue (redeliveries),
+    /// in the order they were taken.
+    pub fn last_take_redelivered(&self) -> &[MessageId] {
+        &self.last_redelivered
     }
 
     /// Every message the channel owes its consumers (queued, in flight, deferred with their
@@ -237,18 +294,27 @@ impl ChannelState {
     pub fn owed(&self) -> impl Iterator<Item = (&Message, Option<Instant>)> {
         self.requeued
             .iter()
-            .map(|m| (m, None))
+            .map(|r| (&r.msg, None))
             .chain(self.in_flight.values().map(|f| (&f.msg, None)))
             .chain(self.deferred.values().map(|(m, due)| (m, Some(*due))))
     }
 
-    /// Puts a message at the back of the channel's queue.
+    /// Puts a message recovered at start-up in the channel's queue. Its place among the log
+    /// messages was not recorded, so it may go out before any of them.
     pub fn push_back(&mut self, msg: Message) {
-        self.requeued.push_back(msg);
+        self.put_back(msg, 0);
     }
 
-    /// Moves expired in-flight messages and due deferred messages back into the queue.
-    pub fn scan(&mut self, now: Instant) -> ScanOutcome {
+    fn put_back(&mut self, msg: Message, after: u64) {
+        // Keeps `after` non-decreasing along the queue: a message never waits for more than
+        // the one behind it.
+        let after = self.requeued.back().map_or(after, |r| r.after.max(after));
+        self.requeued.push_back(Requeued { msg, after });
+    }
+
+    /// Moves expired in-flight messages and due deferred messages back into the queue, behind
+    /// the log messages the topic has released (`released`, its [`TopicState::released`] now).
+    pub fn scan(&mut self, now: Instant, released: u64) -> ScanOutcome {
         let mut out = ScanOutcome::default();
         while let Some(Reverse((deadline, id))) = self.deadlines.peek().copied() {
             if deadline > now {
@@ -262,7 +328,7 @@ impl ChannelState {
             if let Some(f) = self.in_flight.remove(&id) {
                 self.timeout_count += 1;
                 out.timed_out_owners.push(f.client);
-                self.requeued.push_back(f.msg);
+                self.put_back(f.msg, released);
             }
         }
         while let Some(Reverse((due, id))) = self.due.peek().copied() {
@@ -272,7 +338,7 @@ impl ChannelState {
             self.due.pop();
             if let Some((m, _)) = self.deferred.remove(&id) {
                 out.deferred_due += 1;
-                self.requeued.push_back(m);
+                self.put_back(m, released);
             }
         }
         out
@@ -336,7 +402,7 @@ impl ChannelState {
     /// Every message the channel is responsible for, for persisting at shutdown: queued, then
     /// in flight, then deferred (each keeps its attempts).
     pub fn all_messages(&self, topic: &mut TopicState) -> Vec<Message> {
-        let mut out: Vec<Message> = self.requeued.iter().cloned().collect();
+        let mut out: Vec<Message> = self.requeued.iter().map(|r| r.msg.clone()).collect();
         let backlog = topic.channel_backlog(self.key) as usize;
         topic.read(self.key, backlog, &mut out);
         out.extend(self.in_flight.values().map(|f| f.msg.clone()));
@@ -385,9 +451,11 @@ mod tests {
         let now = Instant::now();
         let mut out = Vec::new();
         c.take(&mut t, 1, 2, usize::MAX, now, T, &mut out);
-        assert!(c.requeue(1, &out[0].id, Duration::ZERO, now).unwrap());
+        assert!(c
+            .requeue(1, &out[0].id, Duration::ZERO, now, t.released())
+            .unwrap());
         assert!(!c
-            .requeue(1, &out[1].id, Duration::from_secs(5), now)
+            .requeue(1, &out[1].id, Duration::from_secs(5), now, t.released())
             .unwrap());
         assert_eq!(
             (c.depth(&t), c.deferred_count(), c.requeue_count()),
@@ -397,8 +465,16 @@ mod tests {
         c.take(&mut t, 1, 10, usize::MAX, now, T, &mut again);
         assert_eq!(again.len(), 1);
         assert_eq!(again[0].attempts, 2);
-        assert_eq!(c.scan(now + Duration::from_secs(4)).requeued(), 0);
-        assert_eq!(c.scan(now + Duration::from_secs(5)).deferred_due, 1);
+        assert_eq!(
+            c.scan(now + Duration::from_secs(4), t.released())
+                .requeued(),
+            0
+        );
+        assert_eq!(
+            c.scan(now + Duration::from_secs(5), t.released())
+                .deferred_due,
+            1
+        );
         assert_eq!(c.depth(&t), 1);
     }
 
@@ -419,9 +495,10 @@ mod tests {
         let now = Instant::now();
         let mut out = Vec::new();
         c.take(&mut t, 1, 2, usize::MAX, now, T, &mut out);
-        c.requeue(1, &out[0].id, Duration::from_secs(5), now)
+        c.requeue(1, &out[0].id, Duration::from_secs(5), now, t.released())
             .unwrap();
-        c.requeue(1, &out[1].id, Duration::ZERO, now).unwrap();
+        c.requeue(1, &out[1].id, Duration::ZERO, now, t.released())
+            .unwrap();
         let inside = |b: &Bytes| {
             let range = shared.as_ptr_range();
             range.contains(&b.as_ptr())
@@ -453,12 +530,12 @@ mod tests {
             Duration::from_secs(15),
         )
         .unwrap();
-        let s = c.scan(now + Duration::from_secs(1));
+        let s = c.scan(now + Duration::from_secs(1), t.released());
         assert_eq!(s.timed_out_owners, vec![9]);
         assert_eq!(c.timeout_count(), 1);
         assert_eq!(c.next_deadline(), Some(now + Duration::from_millis(1900)));
         assert_eq!(
-            c.scan(now + Duration::from_millis(1900))
+            c.scan(now + Duration::from_millis(1900), t.released())
                 .timed_out_owners
                 .len(),
             1
@@ -501,7 +578,7 @@ mod tests {
         let now = Instant::now();
         let mut out = Vec::new();
         c.take(&mut t, 1, 2, usize::MAX, now, T, &mut out);
-        c.requeue(1, &out[0].id, Duration::from_secs(1), now)
+        c.requeue(1, &out[0].id, Duration::from_secs(1), now, t.released())
             .unwrap();
         c.empty(&mut t);
         assert_eq!(
@@ -538,9 +615,444 @@ mod tests {
         let now = Instant::now();
         let mut out = Vec::new();
         c.take(&mut t, 1, 2, usize::MAX, now, T, &mut out);
-        c.requeue(1, &out[0].id, Duration::from_secs(9), now)
+        c.requeue(1, &out[0].id, Duration::from_secs(9), now, t.released())
             .unwrap();
         let all = c.all_messages(&mut t);
         assert_eq!(all.len(), 4);
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Queue order of put-back messages
+    // -----------------------------------------------------------------------------------------
+
+    /// (sequence, attempts) of each message, in order.
+    fn order(v: &[Message]) -> Vec<(i64, u16)> {
+        v.iter().map(|m| (m.timestamp, m.attempts)).collect()
+    }
+
+    fn take_all(c: &mut ChannelState, t: &mut TopicState, now: Instant) -> Vec<Message> {
+        let mut out = Vec::new();
+        c.take(t, 1, usize::MAX, usize::MAX, now, T, &mut out);
+        out
+    }
+
+    #[test]
+    fn timed_out_message_goes_behind_the_queued_backlog() {
+        let (mut t, mut c) = setup(3);
+        let now = Instant::now();
+        let mut out = Vec::new();
+        c.take(&mut t, 1, 1, usize::MAX, now, T, &mut out);
+        assert_eq!(c.scan(now + T, t.released()).timed_out_owners, vec![1]);
+        t.publish(msgs(3..4)).unwrap();
+        assert_eq!(c.depth(&t), 4);
+        let got = take_all(&mut c, &mut t, now + T);
+        assert_eq!(order(&got), vec![(1, 1), (2, 1), (0, 2), (3, 1)]);
+        assert_eq!(c.last_take_redelivered(), &[MessageId::from_guid(0)]);
+        assert_eq!(c.last_take_requeued(), 1);
+    }
+
+    #[test]
+    fn req_zero_goes_behind_the_queued_backlog_and_ahead_of_later_publishes() {
+        let (mut t, mut c) = setup(2);
+        let now = Instant::now();
+        let mut out = Vec::new();
+        c.take(&mut t, 1, 1, usize::MAX, now, T, &mut out);
+        assert!(c
+            .requeue(1, &out[0].id, Duration::ZERO, now, t.released())
+            .unwrap());
+        t.publish(msgs(2..3)).unwrap();
+        // One at a time, as a consumer with RDY 1 that finishes each takes them.
+        let mut seen = Vec::new();
+        loop {
+            let mut one = Vec::new();
+            if c.take(&mut t, 1, 1, usize::MAX, now, T, &mut one) == 0 {
+                break;
+            }
+            c.finish(1, &one[0].id).unwrap();
+            seen.extend(order(&one));
+        }
+        assert_eq!(seen, vec![(1, 1), (0, 2), (2, 1)]);
+        assert!(!c.has_ready(&t));
+    }
+
+    #[test]
+    fn deferred_message_goes_behind_what_was_released_before_it_became_due() {
+        let (mut t, mut c) = setup(1);
+        let now = Instant::now();
+        let mut out = Vec::new();
+        c.take(&mut t, 1, 1, usize::MAX, now, T, &mut out);
+        let delay = Duration::from_secs(5);
+        assert!(!c.requeue(1, &out[0].id, delay, now, t.released()).unwrap());
+        t.publish(msgs(1..3)).unwrap();
+        assert_eq!(c.scan(now + delay, t.released()).deferred_due, 1);
+        t.publish(msgs(3..4)).unwrap();
+        let got = take_all(&mut c, &mut t, now + delay);
+        assert_eq!(order(&got), vec![(1, 1), (2, 1), (0, 2), (3, 1)]);
+    }
+
+    #[test]
+    fn batches_split_anywhere_keep_the_order_and_report_redeliveries() {
+        let (mut t, mut c) = setup(4);
+        let now = Instant::now();
+        let mut first = Vec::new();
+        c.take(&mut t, 1, 2, usize::MAX, now, T, &mut first);
+        c.requeue(1, &first[1].id, Duration::ZERO, now, t.released())
+            .unwrap();
+        t.publish(msgs(4..5)).unwrap();
+        c.requeue(1, &first[0].id, Duration::ZERO, now, t.released())
+            .unwrap();
+        t.publish(msgs(5..6)).unwrap();
+        let want = [(2, 1), (3, 1), (1, 2), (4, 1), (0, 2), (5, 1)];
+        let mut got = Vec::new();
+        let mut redelivered = Vec::new();
+        // By count, then by bytes (one-byte bodies).
+        for (max, max_bytes) in [(3, usize::MAX), (1, usize::MAX), (9, 1), (9, usize::MAX)] {
+            let mut out = Vec::new();
+            c.take(&mut t, 1, max, max_bytes, now, T, &mut out);
+            assert_eq!(c.last_take_requeued(), c.last_take_redelivered().len());
+            redelivered.extend_from_slice(c.last_take_redelivered());
+            got.extend(order(&out));
+        }
+        assert_eq!(got, want);
+        assert_eq!(
+            redelivered,
+            vec![MessageId::from_guid(1), MessageId::from_guid(0)]
+        );
+    }
+
+    #[test]
+    fn restored_messages_may_go_first() {
+        let (mut t, mut c) = setup(2);
+        c.push_back(Message::new(
+            MessageId::from_guid(9),
+            9,
+            Bytes::from_static(b"r"),
+        ));
+        let got = take_all(&mut c, &mut t, Instant::now());
+        assert_eq!(order(&got), vec![(9, 1), (0, 1), (1, 1)]);
+    }
+
+    #[test]
+    fn emptied_topic_ranges_do_not_hold_put_back_messages() {
+        let (mut t, mut c) = setup(1);
+        let now = Instant::now();
+        t.set_paused(true);
+        t.publish(msgs(1..3)).unwrap();
+        t.empty();
+        t.publish(msgs(3..4)).unwrap();
+        t.set_paused(false);
+        t.publish(msgs(4..5)).unwrap();
+        t.set_paused(true);
+        t.publish(msgs(5..6)).unwrap();
+        t.empty();
+        // 1, 2 and 5 were dropped; 5's range ends where `released` is.
+        let mut out = Vec::new();
+        c.take(&mut t, 1, 1, usize::MAX, now, T, &mut out);
+        c.requeue(1, &out[0].id, Duration::ZERO, now, t.released())
+            .unwrap();
+        let got = take_all(&mut c, &mut t, now);
+        assert_eq!(order(&got), vec![(3, 1), (4, 1), (0, 2)]);
+        t.set_paused(false);
+        t.publish(msgs(6..7)).unwrap();
+        c.requeue(1, &got[0].id, Duration::ZERO, now, t.released())
+            .unwrap();
+        let got = take_all(&mut c, &mut t, now);
+        assert_eq!(order(&got), vec![(6, 1), (3, 2)]);
+    }
+
+    #[test]
+    fn emptied_channel_backlog_does_not_hold_put_back_messages() {
+        let (mut t, mut c) = setup(3);
+        let now = Instant::now();
+        let mut out = Vec::new();
+        c.take(&mut t, 1, 1, usize::MAX, now, T, &mut out);
+        c.requeue(1, &out[0].id, Duration::ZERO, now, t.released())
+            .unwrap();
+        c.empty(&mut t);
+        t.publish(msgs(3..4)).unwrap();
+        let mut again = Vec::new();
+        c.take(&mut t, 1, 1, usize::MAX, now, T, &mut again);
+        c.requeue(1, &again[0].id, Duration::ZERO, now, t.released())
+            .unwrap();
+        t.publish(msgs(4..5)).unwrap();
+        let got = take_all(&mut c, &mut t, now);
+        assert_eq!(order(&got), vec![(3, 2), (4, 1)]);
+    }
+
+    /// A log that cannot read one position (an I/O error): reads there make no progress.
+    struct Unreadable {
+        inner: crate::MemoryLog,
+        bad: u64,
+    }
+
+    impl crate::MessageLog for Unreadable {
+        fn append(
+            &mut self,
+            msgs: &mut dyn Iterator<Item = Message>,
+        ) -> Result<(), crate::QueueError> {
+            self.inner.append(msgs)
+        }
+        fn read(&mut self, from: u64, max: usize, out: &mut Vec<Message>) -> u64 {
+            if from == self.bad {
+                return from;
+            }
+            let max = if from < self.bad {
+                max.min((self.bad - from) as usize)
+            } else {
+                max
+            };
+            self.inner.read(from, max, out)
+        }
+        fn head(&self) -> u64 {
+            self.inner.head()
+        }
+        fn tail(&self) -> u64 {
+            self.inner.tail()
+        }
+        fn trim_to(&mut self, seq: u64) {
+            self.inner.trim_to(seq)
+        }
+    }
+
+    #[test]
+    fn unreadable_log_does_not_hold_put_back_messages() {
+        let log = Unreadable {
+            inner: crate::MemoryLog::new(),
+            bad: 2,
+        };
+        let mut t = TopicState::new(Box::new(log), None);
+        t.add_channel(7, None);
+        t.publish(msgs(0..4)).unwrap();
+        let mut c = ChannelState::new(7);
+        let now = Instant::now();
+        let mut out = Vec::new();
+        c.take(&mut t, 1, 1, usize::MAX, now, T, &mut out);
+        c.requeue(1, &out[0].id, Duration::ZERO, now, t.released())
+            .unwrap();
+        let got = take_all(&mut c, &mut t, now);
+        assert_eq!(order(&got), vec![(1, 1), (0, 2)]);
+        assert_eq!(
+            t.channel_pos(7),
+            Some(2),
+            "the cursor waits at the bad record"
+        );
+    }
+
+    #[test]
+    fn paused_channel_keeps_the_order_for_when_it_resumes() {
+        let (mut t, mut c) = setup(2);
+        let now = Instant::now();
+        let mut out = Vec::new();
+        c.take(&mut t, 1, 1, usize::MAX, now, T, &mut out);
+        c.set_paused(true);
+        c.requeue(1, &out[0].id, Duration::ZERO, now, t.released())
+            .unwrap();
+        t.publish(msgs(2..3)).unwrap();
+        assert!(take_all(&mut c, &mut t, now).is_empty());
+        assert_eq!(c.last_take_requeued(), 0);
+        assert_eq!(c.depth(&t), 3);
+        c.set_paused(false);
+        let got = take_all(&mut c, &mut t, now);
+        assert_eq!(order(&got), vec![(1, 1), (0, 2), (2, 1)]);
+    }
+
+    #[test]
+    fn paused_topic_holds_later_publishes_behind_put_back_messages() {
+        let (mut t, mut c) = setup(2);
+        let now = Instant::now();
+        let mut out = Vec::new();
+        c.take(&mut t, 1, 1, usize::MAX, now, T, &mut out);
+        t.set_paused(true);
+        t.publish(msgs(2..3)).unwrap();
+        c.requeue(1, &out[0].id, Duration::ZERO, now, t.released())
+            .unwrap();
+        t.set_paused(false);
+        let got = take_all(&mut c, &mut t, now);
+        assert_eq!(order(&got), vec![(1, 1), (0, 2), (2, 1)]);
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Against a plain model of the channel's queue
+    // -----------------------------------------------------------------------------------------
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Publish(u64),
+        Dpub(u64),
+        Take(usize, usize),
+        Req(usize, u64),
+        Fin(usize),
+        Wait(u64),
+        PauseChannel(bool),
+        PauseTopic(bool),
+        EmptyTopic,
+        EmptyChannel,
+    }
+
+    fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+        use proptest::prelude::*;
+        prop_oneof![
+            3 => (1u64..4).prop_map(Op::Publish),
+            1 => (1u64..30).prop_map(Op::Dpub),
+            4 => (0usize..6, prop_oneof![Just(usize::MAX), 1usize..4])
+                .prop_map(|(k, b)| Op::Take(k, b)),
+            2 => (0usize..8, prop_oneof![Just(0u64), 1u64..30]).prop_map(|(i, d)| Op::Req(i, d)),
+            2 => (0usize..8).prop_map(Op::Fin),
+            2 => (0u64..15).prop_map(Op::Wait),
+            1 => proptest::bool::ANY.prop_map(Op::PauseChannel),
+            1 => proptest::bool::ANY.prop_map(Op::PauseTopic),
+            1 => Just(Op::EmptyTopic),
+            1 => Just(Op::EmptyChannel),
+        ]
+    }
+
+    /// NSQ's channel queue: one FIFO; messages reach it when the topic hands them over and
+    /// put-back messages join its end when they are put back. Entries: (seq, attempts,
+    /// put back).
+    #[derive(Default)]
+    struct Model {
+        fifo: VecDeque<(u64, u16, bool)>,
+        held: Vec<u64>,
+        in_flight: std::collections::BTreeMap<u64, (u64, u16)>,
+        deferred: std::collections::BTreeMap<u64, (u64, u16)>,
+        channel_paused: bool,
+        topic_paused: bool,
+    }
+
+    impl Model {
+        /// Moves entries of `from` due by `now` to the queue's end, earliest (then lowest ID)
+        /// first: the order in which simultaneous expiries are put back.
+        fn put_back_due(
+            from: &mut std::collections::BTreeMap<u64, (u64, u16)>,
+            now: u64,
+            fifo: &mut VecDeque<(u64, u16, bool)>,
+        ) {
+            let mut due: Vec<_> = from
+                .iter()
+                .filter(|(_, (at, _))| *at <= now)
+                .map(|(seq, (at, attempts))| (*at, MessageId::from_guid(*seq), *seq, *attempts))
+                .collect();
+            due.sort();
+            for (_, _, seq, attempts) in due {
+                from.remove(&seq);
+                fifo.push_back((seq, attempts, true));
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn queue_order_matches_a_plain_fifo(ops in proptest::collection::vec(op(), 1..80)) {
+            const TIMEOUT: u64 = 10;
+            let (mut t, mut c) = setup(0);
+            let mut m = Model::default();
+            let t0 = Instant::now();
+            let mut now_ms = 0u64;
+            let mut next = 0u64;
+            for op in ops {
+                let now = t0 + Duration::from_millis(now_ms);
+                match op {
+                    Op::Publish(n) => {
+                        t.publish(msgs(next..next + n)).unwrap();
+                        let seqs = next..next + n;
+                        if m.topic_paused {
+                            m.held.extend(seqs);
+                        } else {
+                            m.fifo.extend(seqs.map(|s| (s, 0, false)));
+                        }
+                        next += n;
+                    }
+                    Op::Dpub(delay) => {
+                        // Deferred publishes get IDs far from the log's.
+                        let seq = 1_000_000 + next;
+                        next += 1;
+                        let msg = msgs(seq..seq + 1).pop().unwrap();
+                        c.defer(msg, now + Duration::from_millis(delay));
+                        m.deferred.insert(seq, (now_ms + delay, 0));
+                    }
+                    Op::Take(k, max_bytes) => {
+                        let mut out = Vec::new();
+                        let n = c.take(&mut t, 1, k, max_bytes, now,
+                            Duration::from_millis(TIMEOUT), &mut out);
+                        let mut want = Vec::new();
+                        let mut want_redelivered = Vec::new();
+                        if !m.channel_paused {
+                            for _ in 0..k.min(max_bytes) {
+                                let Some((seq, attempts, put_back)) = m.fifo.pop_front() else {
+                                    break;
+                                };
+                                let attempts = attempts + 1;
+                                want.push((seq as i64, attempts));
+                                if put_back {
+                                    want_redelivered.push(MessageId::from_guid(seq));
+                                }
+                                m.in_flight.insert(seq, (now_ms + TIMEOUT, attempts));
+                            }
+                        }
+                        proptest::prop_assert_eq!(n, out.len());
+                        proptest::prop_assert_eq!(order(&out), want);
+                        proptest::prop_assert_eq!(c.last_take_redelivered(), &want_redelivered[..]);
+                        proptest::prop_assert_eq!(c.last_take_requeued(), want_redelivered.len());
+                    }
+                    Op::Req(i, delay) => {
+                        let Some(&seq) = m.in_flight.keys().nth(i % m.in_flight.len().max(1))
+                        else {
+                            continue;
+                        };
+                        let (_, attempts) = m.in_flight.remove(&seq).unwrap();
+                        let now_ready = c.requeue(1, &MessageId::from_guid(seq),
+                            Duration::from_millis(delay), now, t.released()).unwrap();
+                        proptest::prop_assert_eq!(now_ready, delay == 0);
+                        if delay == 0 {
+                            m.fifo.push_back((seq, attempts, true));
+                        } else {
+                            m.deferred.insert(seq, (now_ms + delay, attempts));
+                        }
+                    }
+                    Op::Fin(i) => {
+                        let Some(&seq) = m.in_flight.keys().nth(i % m.in_flight.len().max(1))
+                        else {
+                            continue;
+                        };
+                        m.in_flight.remove(&seq);
+                        c.finish(1, &MessageId::from_guid(seq)).unwrap();
+                    }
+                    Op::Wait(ms) => {
+                        now_ms += ms;
+                        c.scan(t0 + Duration::from_millis(now_ms), t.released());
+                        Model::put_back_due(&mut m.in_flight, now_ms, &mut m.fifo);
+                        Model::put_back_due(&mut m.deferred, now_ms, &mut m.fifo);
+                    }
+                    Op::PauseChannel(p) => {
+                        c.set_paused(p);
+                        m.channel_paused = p;
+                    }
+                    Op::PauseTopic(p) => {
+                        t.set_paused(p);
+                        m.topic_paused = p;
+                        if !p {
+                            m.fifo.extend(m.held.drain(..).map(|s| (s, 0, false)));
+                        }
+                    }
+                    Op::EmptyTopic => {
+                        t.empty();
+                        m.held.clear();
+                    }
+                    Op::EmptyChannel => {
+                        c.empty(&mut t);
+                        m.fifo.clear();
+                        m.in_flight.clear();
+                        m.deferred.clear();
+                    }
+                }
+                proptest::prop_assert_eq!(c.depth(&t), m.fifo.len() as u64);
+                proptest::prop_assert_eq!(c.has_ready(&t), !m.channel_paused && !m.fifo.is_empty());
+                proptest::prop_assert_eq!(c.in_flight_count(), m.in_flight.len());
+                proptest::prop_assert_eq!(c.deferred_count(), m.deferred.len());
+                proptest::prop_assert_eq!(t.depth(), m.held.len() as u64);
+                let owed = m.fifo.iter().filter(|e| e.2).count() + m.in_flight.len() + m.deferred.len();
+                proptest::prop_assert_eq!(c.owed().count(), owed);
+            }
+        }
     }
 }

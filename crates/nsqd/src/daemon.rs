@@ -662,7 +662,8 @@ impl Nsqd {
                 if !due {
                     continue;
                 }
-                let outcome = ci.state.scan(now);
+                let released = topic.inner.lock().state.released();
+                let outcome = ci.state.scan(now, released);
                 for owner in &outcome.timed_out_owners {
                     if let Some(c) = ci.clients.get(owner) {
                         c.release_in_flight(1);

@@ -534,11 +534,9 @@ impl Conn {
                         j.append(&JournalEvent::Advance(pos));
                     }
                 }
-                let redelivered = ci.state.last_take_requeued();
-                if redelivered > 0 {
-                    j.append(&JournalEvent::Attempt(
-                        self.taken[..redelivered].iter().map(|m| m.id).collect(),
-                    ));
+                let redelivered = ci.state.last_take_redelivered();
+                if !redelivered.is_empty() {
+                    j.append(&JournalEvent::Attempt(redelivered.to_vec()));
                 }
                 self.journal_dirty |= n > 0;
             }
@@ -687,14 +685,16 @@ impl Conn {
                         self.client.remote_addr
                     );
                 }
-                let (_, channel) = self.subscription()?;
+                let (topic, channel) = self.subscription()?;
                 let channel = channel.clone();
                 let mut ci = channel.inner.lock();
+                let released = topic.inner.lock().state.released();
                 let res = ci.state.requeue(
                     self.client.id,
                     &id,
                     Duration::from_millis(delay_ms as u64),
                     Instant::now(),
+                    released,
                 );
                 match res {
                     Ok(ready_now) => {

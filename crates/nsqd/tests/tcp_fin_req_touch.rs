@@ -454,6 +454,51 @@ fn msg_timeout_redelivers_with_attempts_two() {
     assert_eq!(ch["in_flight_count"], 1);
 }
 
+/// Publishes A then B, then subscribes with RDY 1 and a 1 s message timeout; returns the
+/// consumer and A as first delivered.
+fn two_queued_then_consumer(n: &Nsqd) -> (Conn, Msg) {
+    publish(n, b"A");
+    publish(n, b"B");
+    let mut c = consumer(n, Some(r#"{"msg_timeout":1000}"#), 1);
+    let a = c.read_message();
+    assert_eq!((a.body.as_slice(), a.attempts), (&b"A"[..], 1));
+    (c, a)
+}
+
+/// A message put back in the channel's queue waits behind what was already queued there.
+fn expect_b_then_a_again(c: &mut Conn, a: &Msg) {
+    let b = c.read_message();
+    assert_eq!(
+        (b.body.as_slice(), b.attempts),
+        (&b"B"[..], 1),
+        "the queued B comes before A's redelivery"
+    );
+    c.fin(b.id_str());
+    let again = c.read_message();
+    assert_eq!((again.id, again.attempts), (a.id, 2));
+    assert_eq!(
+        (again.timestamp, again.body.as_slice()),
+        (a.timestamp, &b"A"[..])
+    );
+    c.fin(again.id_str());
+    c.expect_no_frame(QUIET);
+}
+
+#[test]
+fn timed_out_message_goes_behind_the_queued_ones() {
+    let n = Nsqd::start(&[]);
+    let (mut c, a) = two_queued_then_consumer(&n);
+    expect_b_then_a_again(&mut c, &a);
+}
+
+#[test]
+fn req_zero_goes_behind_the_queued_ones() {
+    let n = Nsqd::start(&[]);
+    let (mut c, a) = two_queued_then_consumer(&n);
+    c.cmd(&format!("REQ {} 0", a.id_str()));
+    expect_b_then_a_again(&mut c, &a);
+}
+
 #[test]
 fn msg_timeout_flag_default_applies_without_identify() {
     let n = Nsqd::start(&["--msg-timeout=1s"]);

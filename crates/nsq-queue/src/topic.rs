@@ -319,11 +319,6 @@ impl TopicState {
         self.skips.sort_unstable();
     }
 
-    /// Positions below this have been handed to the channels.
-    pub fn released(&self) -> u64 {
-        self.released
-    }
-
     /// The oldest position the log still holds.
     pub fn head(&self) -> u64 {
         self.log.head()

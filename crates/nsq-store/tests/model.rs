@@ -251,9 +251,8 @@ impl Broker {
                         ch.journal.append(&Event::Advance(pos));
                     }
                 }
-                let redelivered = ch.state.last_take_requeued();
-                if redelivered > 0 {
-                    let ids: Vec<MessageId> = out[..redelivered].iter().map(|m| m.id).collect();
+                let ids = ch.state.last_take_redelivered().to_vec();
+                if !ids.is_empty() {
                     ch.journal.append(&Event::Attempt(ids.clone()));
                     // Redelivered: no longer deferred once the event is written (below).
                     for id in ids {
@@ -280,7 +279,8 @@ impl Broker {
                 if let Some(id) = self.pick(c, i) {
                     let ch = &mut self.channels[c];
                     let d = Duration::from_millis(u64::from(delay));
-                    if let Ok(ready) = ch.state.requeue(CLIENT, &id, d, now) {
+                    let released = self.topic.released();
+                    if let Ok(ready) = ch.state.requeue(CLIENT, &id, d, now, released) {
                         if !ready {
                             let due = now_ms + i64::from(delay);
                             ch.journal.append(&Event::Defer(id, due));
@@ -299,8 +299,9 @@ impl Broker {
             Op::Advance(ms) => {
                 self.t_ms += u64::from(ms);
                 let now = self.now();
+                let released = self.topic.released();
                 for ch in &mut self.channels {
-                    ch.state.scan(now);
+                    ch.state.scan(now, released);
                 }
             }
             Op::FlushJournal(c) => self.flush_journal(c, expect),

@@ -267,7 +267,53 @@ pub struct ChannelSnapshot {
     pub owed: HashMap<MessageId, Owed>,
 }
 
+/// The clock of a conversion between a channel's deadlines (`Instant`s) and the store's due
+/// times (Unix milliseconds): the same moment on both clocks.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    pub now: std::time::Instant,
+    pub now_ms: i64,
+}
+
 impl ChannelSnapshot {
+    /// The durable state of a channel whose cursor is at `pos`: every message it owes, with
+    /// deferred ones' due times.
+    pub fn of(state: &nsq_queue::ChannelState, pos: u64, clock: Clock) -> ChannelSnapshot {
+        let owed = state
+            .owed()
+            .map(|(m, due)| {
+                let due_ms = due.map_or(0, |d| {
+                    clock.now_ms + d.saturating_duration_since(clock.now).as_millis() as i64
+                });
+                (
+                    m.id,
+                    Owed {
+                        msg: m.clone(),
+                        due_ms,
+                    },
+                )
+            })
+            .collect();
+        ChannelSnapshot {
+            generation: 0,
+            pos,
+            owed,
+        }
+    }
+
+    /// Puts the owed messages back into a channel: due ones in its queue, the others deferred
+    /// for the time they have left.
+    pub fn restore_into(&self, state: &mut nsq_queue::ChannelState, clock: Clock) {
+        for o in self.owed.values() {
+            if o.due_ms <= clock.now_ms {
+                state.push_back(o.msg.clone());
+            } else {
+                let left = std::time::Duration::from_millis((o.due_ms - clock.now_ms) as u64);
+                state.defer(o.msg.clone(), clock.now + left);
+            }
+        }
+    }
+
     /// Applies one event; `log` supplies the messages an advance moved over.
     pub fn apply(&mut self, e: Event, log: &mut dyn MessageLog) {
         match e {

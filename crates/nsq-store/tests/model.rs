@@ -19,7 +19,7 @@ use proptest::prelude::*;
 
 use nsq_protocol::{Message, MessageId};
 use nsq_queue::{ChannelState, MessageLog, TopicState};
-use nsq_store::journal::{ChannelFiles, ChannelSnapshot, Event, JournalWriter, Owed};
+use nsq_store::journal::{ChannelFiles, ChannelSnapshot, Clock, Event, JournalWriter};
 use nsq_store::{DiskLog, LogOptions, LogWriter};
 
 const CHANNELS: usize = 2;
@@ -136,16 +136,7 @@ impl Broker {
             assert!(!report.is_damaged(), "{report:?}");
             snaps.push(snap.clone());
             let mut state = ChannelState::new(i as u64);
-            for o in snap.owed.values() {
-                if o.due_ms <= now_ms {
-                    state.push_back(o.msg.clone());
-                } else {
-                    state.defer(
-                        o.msg.clone(),
-                        now + Duration::from_millis((o.due_ms - now_ms) as u64),
-                    );
-                }
-            }
+            snap.restore_into(&mut state, Clock { now, now_ms });
             let pos = snap.pos;
             let journal = JournalWriter::start(files, &mut snap, &report).unwrap();
             topic.restore_channel(i as u64, None, pos, journal.retain_from());
@@ -309,27 +300,7 @@ impl Broker {
                 self.flush_journal(c, expect);
                 let ch = &self.channels[c];
                 let pos = self.topic.channel_pos(c as u64).unwrap_or(0);
-                let owed = ch
-                    .state
-                    .owed()
-                    .map(|(m, due)| {
-                        let due_ms = due.map_or(0, |d| {
-                            now_ms + d.saturating_duration_since(now).as_millis() as i64
-                        });
-                        (
-                            m.id,
-                            Owed {
-                                msg: m.clone(),
-                                due_ms,
-                            },
-                        )
-                    })
-                    .collect();
-                let snap = ChannelSnapshot {
-                    generation: 0,
-                    pos,
-                    owed,
-                };
+                let snap = ChannelSnapshot::of(&ch.state, pos, Clock { now, now_ms });
                 let retain = ch.journal.checkpoint(|| (snap, ())).unwrap();
                 self.topic.set_retain(c as u64, retain);
                 self.writer.delete_trimmed();

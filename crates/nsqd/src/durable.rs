@@ -2,10 +2,10 @@
 //! writing before acknowledging as `--durability` asks, checkpointing, and the final flush.
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use nsq_queue::{ChannelState, MessageLog, QueueError};
-use nsq_store::journal::{ChannelSnapshot, Event, JournalWriter, Owed, RecoveryReport};
+use nsq_store::journal::{ChannelSnapshot, Clock, Event, JournalWriter, Owed, RecoveryReport};
 use nsq_store::{layout, DiskLog, Health, LogOptions, LogWriter};
 
 use crate::channel::Channel;
@@ -41,6 +41,14 @@ pub const CHECKPOINT_JOURNAL_BYTES: u64 = 8 << 20;
 
 pub fn unix_ms() -> i64 {
     unix_nanos() / 1_000_000
+}
+
+/// Now, on both clocks.
+fn clock() -> Clock {
+    Clock {
+        now: Instant::now(),
+        now_ms: unix_ms(),
+    }
 }
 
 /// Runs blocking storage work from async code without stalling the other tasks of this
@@ -251,19 +259,8 @@ pub fn recover_channel(
         log::error!("{text}");
         health.record(snap.pos - log.tail(), 0, text);
     }
-    let now = Instant::now();
-    let now_ms = unix_ms();
+    snap.restore_into(state, clock());
     let owed = snap.owed.len();
-    for o in snap.owed.values() {
-        if o.due_ms <= now_ms {
-            state.push_back(o.msg.clone());
-        } else {
-            state.defer(
-                o.msg.clone(),
-                now + Duration::from_millis((o.due_ms - now_ms) as u64),
-            );
-        }
-    }
     if owed > 0 {
         log::info!("CHANNEL({channel}): recovered {owed} unfinished message(s)");
     }
@@ -288,33 +285,8 @@ fn snapshot<'a>(
     let ci = channel.inner.lock();
     let ti = topic.inner.lock();
     let pos = ti.state.channel_pos(channel.key).unwrap_or(0);
-    let now = Instant::now();
-    let now_ms = unix_ms();
-    let owed = ci
-        .state
-        .owed()
-        .map(|(m, due)| {
-            let due_ms = due.map_or(0, |d| {
-                now_ms + d.saturating_duration_since(now).as_millis() as i64
-            });
-            (
-                m.id,
-                Owed {
-                    msg: m.clone(),
-                    due_ms,
-                },
-            )
-        })
-        .collect();
     drop(ti);
-    (
-        ChannelSnapshot {
-            generation: 0,
-            pos,
-            owed,
-        },
-        ci,
-    )
+    (ChannelSnapshot::of(&ci.state, pos, clock()), ci)
 }
 
 /// Writes a checkpoint for a channel with new events, then lets its topic's log drop what the

@@ -174,8 +174,9 @@ pub struct ChannelReport {
     pub lost_requeued: usize,
     /// A few of the lost ids, for investigation.
     pub lost_sample: Vec<String>,
-    /// A few of the lost `DPUB` ids with the run that acknowledged them and their delay.
-    pub lost_deferred_sample: Vec<String>,
+    /// For the first few lost ids: how each was published, which nsqd run acknowledged it and
+    /// how its last delivery on the channel went.
+    pub lost_detail: Vec<String>,
     /// Deliveries of a message after it had been `FIN`ed (at-least-once allows them after a
     /// crash).
     pub duplicates: usize,
@@ -448,12 +449,8 @@ impl fmt::Display for Report {
             if !c.lost_sample.is_empty() {
                 writeln!(f, "  lost ids (sample): {}", c.lost_sample.join(" "))?;
             }
-            if !c.lost_deferred_sample.is_empty() {
-                writeln!(
-                    f,
-                    "  lost DPUB ids (sample): {}",
-                    c.lost_deferred_sample.join(" ")
-                )?;
+            for l in &c.lost_detail {
+                writeln!(f, "  lost {l}")?;
             }
         }
         if delays {
@@ -720,8 +717,8 @@ struct Deferred {
 
 #[derive(Default)]
 struct PublisherOutcome {
-    /// Acknowledged by PUB/MPUB.
-    acked: Vec<u64>,
+    /// Acknowledged by PUB/MPUB, with the nsqd run that acknowledged them.
+    acked: Vec<(u64, u64)>,
     acked_deferred: Vec<Deferred>,
     unconfirmed: Vec<u64>,
     sent: u64,
@@ -829,7 +826,7 @@ fn publisher(idx: usize, cfg: &Config, shared: &Shared) -> PublisherOutcome {
                                 defer_ms,
                             }))
                         }
-                        None => out.acked.extend(ids),
+                        None => out.acked.extend(ids.iter().map(|&id| (id, run))),
                     }
                 }
                 answer => {
@@ -1226,10 +1223,11 @@ fn build_report(
         .iter()
         .flat_map(|p| p.acked_deferred.iter().map(|d| (d.id, *d)))
         .collect();
-    let acked: HashSet<u64> = pubs
+    // Every acknowledged id with the nsqd run that acknowledged it.
+    let acked: HashMap<u64, u64> = pubs
         .iter()
         .flat_map(|p| p.acked.iter().copied())
-        .chain(deferred.keys().copied())
+        .chain(deferred.values().map(|d| (d.id, d.run)))
         .collect();
     let unconfirmed: HashSet<u64> = pubs
         .iter()
@@ -1302,7 +1300,7 @@ fn build_report(
             if v.finished {
                 finished.insert(*id);
             }
-            if !acked.contains(id) {
+            if !acked.contains_key(id) {
                 if unconfirmed.contains(id) {
                     r.unconfirmed_delivered += 1;
                 } else {
@@ -1311,7 +1309,7 @@ fn build_report(
             }
         }
         let mut lost: Vec<u64> = acked
-            .iter()
+            .keys()
             .filter(|id| !finished.contains(id))
             .copied()
             .collect();
@@ -1321,17 +1319,33 @@ fn build_report(
         }
         r.lost = lost.len();
         r.lost_requeued = lost.iter().filter(|id| by_id.contains_key(id)).count();
-        let lost_deferred: Vec<&Deferred> = lost.iter().filter_map(|id| deferred.get(id)).collect();
-        r.lost_deferred = lost_deferred.len();
+        r.lost_deferred = lost.iter().filter(|id| deferred.contains_key(id)).count();
         r.lost_sample = lost
             .iter()
             .take(10)
             .map(|id| format!("{id:016x}"))
             .collect();
-        r.lost_deferred_sample = lost_deferred
+        r.lost_detail = lost
             .iter()
-            .take(10)
-            .map(|d| format!("{:016x}(run {}, {}ms)", d.id, d.run, d.defer_ms))
+            .take(5)
+            .map(|id| {
+                let how = match deferred.get(id) {
+                    Some(d) => format!("DPUB {}ms", d.defer_ms),
+                    None => "PUB/MPUB".into(),
+                };
+                let run = acked.get(id).copied().unwrap_or_default();
+                let seen = match by_id.get(id).map(Vec::as_slice) {
+                    Some(ds @ [.., last]) => format!(
+                        "delivered here {} time(s), last by run {} (attempt {}) and answered REQ {}ms",
+                        ds.len(),
+                        last.run,
+                        last.attempts,
+                        last.req_ms.unwrap_or_default()
+                    ),
+                    _ => "never delivered here".into(),
+                };
+                format!("{id:016x}: {how} acknowledged by run {run}, {seen}")
+            })
             .collect();
         report.channels.push(r);
     }
@@ -1429,7 +1443,7 @@ mod tests {
             ..Config::new("nsqd")
         };
         let pubs = vec![PublisherOutcome {
-            acked: vec![1, 2, 3],
+            acked: vec![(1, 0), (2, 0), (3, 0)],
             unconfirmed: vec![4],
             sent: 4,
             ..PublisherOutcome::default()
@@ -1512,7 +1526,7 @@ mod tests {
             defer_ms: 10,
         };
         let pubs = vec![PublisherOutcome {
-            acked: vec![1, 2],
+            acked: vec![(1, 0), (2, 1)],
             acked_deferred: vec![dpub(3), dpub(4)],
             sent: 4,
             ..PublisherOutcome::default()
@@ -1538,8 +1552,23 @@ mod tests {
         let c0 = &r.channels[0];
         assert_eq!((c0.lost, c0.lost_deferred, c0.lost_requeued), (1, 1, 1));
         assert_eq!(c0.requeued, 1);
+        assert_eq!(
+            c0.lost_detail,
+            vec![format!(
+                "{:016x}: DPUB 10ms acknowledged by run 0, delivered here 1 time(s), last by run \
+                 0 (attempt 1) and answered REQ 5ms",
+                4
+            )]
+        );
         let c1 = &r.channels[1];
         assert_eq!((c1.lost, c1.lost_deferred, c1.lost_requeued), (2, 1, 0));
+        assert_eq!(
+            c1.lost_detail[0],
+            format!(
+                "{:016x}: PUB/MPUB acknowledged by run 1, never delivered here",
+                2
+            )
+        );
         assert_eq!((r.lost(), r.lost_deferred()), (3, 2));
         assert_eq!((r.lost_messages, r.lost_on_every_channel), (2, 1));
         let t = r.total();

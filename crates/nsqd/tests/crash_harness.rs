@@ -40,8 +40,8 @@ fn kill_9_cycles_at_write_lose_no_acknowledged_message() {
 fn kill_9_cycles_with_dpub_and_delayed_req_lose_no_acknowledged_message() {
     let mut cfg = nsq_crash::Config::new(env!("CARGO_BIN_EXE_nsqd"));
     cfg.durability = Some("write".into());
-    cfg.cycles = 25;
-    cfg.seconds_per_cycle = 0.6;
+    cfg.cycles = 50;
+    cfg.seconds_per_cycle = 0.4;
     cfg.publishers = 4;
     cfg.consumers = 4;
     cfg.channels = 2;
@@ -56,7 +56,7 @@ fn kill_9_cycles_with_dpub_and_delayed_req_lose_no_acknowledged_message() {
     cfg.drain_timeout = Duration::from_secs(20);
     let report = nsq_crash::run(&cfg).expect("the harness could not run");
     println!("{report}");
-    assert_eq!(report.rounds(), 25, "{report}");
+    assert_eq!(report.rounds(), 50, "{report}");
     let total = report.total();
     assert!(
         report.acknowledged_deferred > 0

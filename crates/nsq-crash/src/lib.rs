@@ -8,8 +8,12 @@
 //! [`Report`] compares, per channel, what was acknowledged with what was delivered.
 //!
 //! Every message body starts with a unique 16-hex-digit id. A message counts as acknowledged
-//! only when the `PUB`/`MPUB` carrying it got `OK`. Consumers `FIN` everything they receive and
-//! record each delivery with its attempt count and the nsqd run it came from.
+//! only when the `PUB`/`MPUB`/`DPUB` carrying it got `OK`. Consumers record each delivery with
+//! its attempt count, the nsqd run it came from, when it arrived and how it was answered. They
+//! `FIN` everything unless [`Config::req_share`] asks them to answer some deliveries with a
+//! delayed `REQ`; during the final drain they `FIN` everything. A message is done on a channel
+//! once it has been `FIN`ed there, so an acknowledged message that was only ever requeued on a
+//! channel counts as lost there.
 #![forbid(unsafe_code)]
 
 pub mod wire;
@@ -18,6 +22,7 @@ use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -37,6 +42,9 @@ const START_TIMEOUT: Duration = Duration::from_secs(20);
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Socket read timeout: how often blocked workers look at their stop flags.
 const POLL: Duration = Duration::from_millis(50);
+/// Slack, in microseconds, before a delivery counts as earlier than its delay allows: nsqd and
+/// the harness read their clocks at slightly different moments.
+const EARLY_SLACK_US: u64 = 2_000;
 
 /// What to run and how hard.
 #[derive(Debug, Clone)]
@@ -52,10 +60,18 @@ pub struct Config {
     pub topic: String,
     /// Messages per PUB/MPUB are drawn from `1..=max_batch`.
     pub max_batch: usize,
+    /// Share (0 to 1) of publish commands sent as a one-message `DPUB` instead of PUB/MPUB.
+    pub dpub_share: f64,
+    /// The `DPUB` delay in milliseconds is drawn from this range.
+    pub defer_ms: RangeInclusive<u32>,
+    /// Share (0 to 1) of deliveries answered with `REQ` instead of `FIN` (outside the drain).
+    pub req_share: f64,
+    /// The `REQ` delay in milliseconds is drawn from this range.
+    pub req_delay_ms: RangeInclusive<u32>,
     /// RDY each consumer sends.
     pub rdy: u32,
     pub seed: u64,
-    /// How long the final drain may take.
+    /// How long the final drain may take beyond the longest `DPUB`/`REQ` delay in use.
     pub drain_timeout: Duration,
     /// Keep the data directory here instead of a temporary directory.
     pub data_path: Option<PathBuf>,
@@ -77,6 +93,10 @@ impl Config {
             channels: 2,
             topic: "crash".into(),
             max_batch: 20,
+            dpub_share: 0.0,
+            defer_ms: 1000..=5000,
+            req_share: 0.0,
+            req_delay_ms: 0..=3000,
             rdy: 200,
             seed: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -110,7 +130,29 @@ impl Config {
         if self.max_batch == 0 || self.rdy == 0 {
             return Err("max batch and RDY must be at least 1".into());
         }
+        for (name, share) in [("DPUB", self.dpub_share), ("REQ", self.req_share)] {
+            if !(0.0..=1.0).contains(&share) {
+                return Err(format!("the {name} share must be between 0 and 1"));
+            }
+        }
+        for (name, r) in [("DPUB", &self.defer_ms), ("REQ", &self.req_delay_ms)] {
+            if r.is_empty() {
+                return Err(format!("the {name} delay range is empty"));
+            }
+        }
         Ok(())
+    }
+
+    /// The longest delay a message may be held for by nsqd when the drain begins.
+    pub fn longest_delay(&self) -> Duration {
+        let mut ms = 0;
+        if self.dpub_share > 0.0 {
+            ms = ms.max(*self.defer_ms.end());
+        }
+        if self.req_share > 0.0 {
+            ms = ms.max(*self.req_delay_ms.end());
+        }
+        Duration::from_millis(ms.into())
     }
 }
 
@@ -118,19 +160,36 @@ impl Config {
 #[derive(Debug, Clone, Default)]
 pub struct ChannelReport {
     pub name: String,
-    /// Messages whose PUB/MPUB got `OK` (every channel existed before publishing began).
+    /// Messages whose PUB/MPUB/DPUB got `OK` (every channel existed before publishing began).
     pub acknowledged: usize,
+    /// Of `acknowledged`, those published with `DPUB`.
+    pub acknowledged_deferred: usize,
     /// Distinct messages delivered at least once.
     pub delivered: usize,
-    /// Acknowledged but never delivered.
+    /// Acknowledged but never `FIN`ed: never delivered, or only ever requeued.
     pub lost: usize,
+    /// Of `lost`, those published with `DPUB`.
+    pub lost_deferred: usize,
+    /// Of `lost`, those that had been delivered and answered with `REQ`.
+    pub lost_requeued: usize,
     /// A few of the lost ids, for investigation.
     pub lost_sample: Vec<String>,
-    /// Deliveries beyond the first of each message.
+    /// For the first few lost ids: how each was published, which nsqd run acknowledged it and
+    /// how its last delivery on the channel went.
+    pub lost_detail: Vec<String>,
+    /// Deliveries of a message after it had been `FIN`ed (at-least-once allows them after a
+    /// crash).
     pub duplicates: usize,
-    /// Duplicates delivered twice by the same nsqd run (consumers FIN everything at once, so
-    /// these point at a server problem rather than a crash).
+    /// Duplicates delivered by the same nsqd run that had been sent the `FIN` (consumers answer
+    /// at once, so these point at a server problem rather than a crash).
     pub same_run_duplicates: usize,
+    /// Deliveries answered with `REQ`.
+    pub requeued: usize,
+    /// Deliveries that came, in the nsqd run that took the `DPUB` or `REQ`, before its delay
+    /// had passed.
+    pub early: usize,
+    /// Redeliveries after a `REQ`, in the same nsqd run, whose attempt count did not go up.
+    pub attempts_not_raised: usize,
     /// Redeliveries that reused an attempt count already seen for that message.
     pub repeated_attempts: usize,
     /// Delivered messages whose publish never got `OK` (the crash or an error came first).
@@ -138,6 +197,27 @@ pub struct ChannelReport {
     /// Delivered bodies that no publisher ever sent (damage).
     pub phantoms: usize,
     pub max_attempts: u16,
+}
+
+impl ChannelReport {
+    /// Sums every count (message-channel pairs) and keeps the highest attempt count.
+    fn add(&mut self, c: &ChannelReport) {
+        self.acknowledged += c.acknowledged;
+        self.acknowledged_deferred += c.acknowledged_deferred;
+        self.delivered += c.delivered;
+        self.lost += c.lost;
+        self.lost_deferred += c.lost_deferred;
+        self.lost_requeued += c.lost_requeued;
+        self.duplicates += c.duplicates;
+        self.same_run_duplicates += c.same_run_duplicates;
+        self.requeued += c.requeued;
+        self.early += c.early;
+        self.attempts_not_raised += c.attempts_not_raised;
+        self.repeated_attempts += c.repeated_attempts;
+        self.unconfirmed_delivered += c.unconfirmed_delivered;
+        self.phantoms += c.phantoms;
+        self.max_attempts = self.max_attempts.max(c.max_attempts);
+    }
 }
 
 /// The outcome of a harness run.
@@ -148,14 +228,28 @@ pub struct Report {
     pub kills: Vec<Duration>,
     /// From each SIGKILL to the restarted nsqd's listen lines (recovery time).
     pub restarts: Vec<Duration>,
+    /// `DPUB` share and delay range (ms) the run used.
+    pub dpub_share: f64,
+    pub defer_ms: (u32, u32),
+    /// `REQ` share and delay range (ms) the run used.
+    pub req_share: f64,
+    pub req_delay_ms: (u32, u32),
     pub sent: u64,
     pub acknowledged: usize,
+    /// Of `acknowledged`, those published with `DPUB`.
+    pub acknowledged_deferred: usize,
     pub unconfirmed: usize,
     pub publish_errors: u64,
     pub publish_error_sample: Vec<String>,
     pub response_timeouts: u64,
     pub deliveries: u64,
+    /// Error frames consumers received (a refused `FIN` or `REQ`, for instance).
+    pub consumer_errors: u64,
+    pub consumer_error_sample: Vec<String>,
     pub channels: Vec<ChannelReport>,
+    /// Distinct lost messages, and how many of them were lost on every channel.
+    pub lost_messages: usize,
+    pub lost_on_every_channel: usize,
     pub drained: bool,
     pub drain_time: Duration,
     pub final_exit: Option<i32>,
@@ -166,8 +260,31 @@ pub struct Report {
 }
 
 impl Report {
+    /// Kill/restart rounds carried out.
+    pub fn rounds(&self) -> usize {
+        self.kills.len()
+    }
+
+    /// Lost message-channel pairs.
     pub fn lost(&self) -> usize {
         self.channels.iter().map(|c| c.lost).sum()
+    }
+
+    /// Lost message-channel pairs whose message was published with `DPUB`.
+    pub fn lost_deferred(&self) -> usize {
+        self.channels.iter().map(|c| c.lost_deferred).sum()
+    }
+
+    /// Every channel's counts added up.
+    pub fn total(&self) -> ChannelReport {
+        let mut t = ChannelReport {
+            name: "total".into(),
+            ..ChannelReport::default()
+        };
+        for c in &self.channels {
+            t.add(c);
+        }
+        t
     }
 
     pub fn duplicates(&self) -> usize {
@@ -192,6 +309,18 @@ impl Report {
                 out.push(format!(
                     "{}: {} duplicates within a single nsqd run",
                     c.name, c.same_run_duplicates
+                ));
+            }
+            if c.early > 0 {
+                out.push(format!(
+                    "{}: {} deliveries before their DPUB/REQ delay had passed",
+                    c.name, c.early
+                ));
+            }
+            if c.attempts_not_raised > 0 {
+                out.push(format!(
+                    "{}: {} redeliveries after a REQ without a higher attempt count",
+                    c.name, c.attempts_not_raised
                 ));
             }
         }
@@ -227,6 +356,19 @@ impl fmt::Display for Report {
             mean_kill,
             self.elapsed.as_secs_f64()
         )?;
+        let delays = self.dpub_share > 0.0 || self.req_share > 0.0;
+        if delays {
+            writeln!(
+                f,
+                "delays: dpub-share={} defer-ms={}..{} req-share={} req-delay-ms={}..{}",
+                self.dpub_share,
+                self.defer_ms.0,
+                self.defer_ms.1,
+                self.req_share,
+                self.req_delay_ms.0,
+                self.req_delay_ms.1
+            )?;
+        }
         let max_restart = self.restarts.iter().max().copied().unwrap_or_default();
         let mean_restart = if self.restarts.is_empty() {
             0.0
@@ -249,6 +391,18 @@ impl fmt::Display for Report {
         )?;
         for e in &self.publish_error_sample {
             writeln!(f, "  publish error: {e}")?;
+        }
+        writeln!(
+            f,
+            "acknowledged by kind: pub/mpub={} dpub={}",
+            self.acknowledged - self.acknowledged_deferred,
+            self.acknowledged_deferred
+        )?;
+        if self.consumer_errors > 0 {
+            writeln!(f, "consumers got {} error frame(s)", self.consumer_errors)?;
+            for e in &self.consumer_error_sample {
+                writeln!(f, "  consumer error: {e}")?;
+            }
         }
         writeln!(
             f,
@@ -276,7 +430,8 @@ impl fmt::Display for Report {
             "phantom",
             "max-att"
         )?;
-        for c in &self.channels {
+        let total = self.total();
+        for c in self.channels.iter().chain([&total]) {
             writeln!(
                 f,
                 "{:<10} {:>12} {:>12} {:>8} {:>11} {:>9} {:>9} {:>12} {:>8} {:>6}",
@@ -294,6 +449,36 @@ impl fmt::Display for Report {
             if !c.lost_sample.is_empty() {
                 writeln!(f, "  lost ids (sample): {}", c.lost_sample.join(" "))?;
             }
+            for l in &c.lost_detail {
+                writeln!(f, "  lost {l}")?;
+            }
+        }
+        if delays {
+            writeln!(
+                f,
+                "{:<10} {:>12} {:>12} {:>12} {:>12} {:>8} {:>10}",
+                "channel", "ack-dpub", "LOST-dpub", "lost-reqd", "requeued", "early", "flat-att"
+            )?;
+            for c in self.channels.iter().chain([&total]) {
+                writeln!(
+                    f,
+                    "{:<10} {:>12} {:>12} {:>12} {:>12} {:>8} {:>10}",
+                    c.name,
+                    c.acknowledged_deferred,
+                    c.lost_deferred,
+                    c.lost_requeued,
+                    c.requeued,
+                    c.early,
+                    c.attempts_not_raised
+                )?;
+            }
+        }
+        if self.lost_messages > 0 {
+            writeln!(
+                f,
+                "lost: {} distinct message(s), {} of them on every channel",
+                self.lost_messages, self.lost_on_every_channel
+            )?;
         }
         if self.log_problem_count > 0 {
             writeln!(
@@ -311,10 +496,12 @@ impl fmt::Display for Report {
         }
         write!(
             f,
-            "result: lost={} duplicates={} anomalies={}",
+            "result: lost={} duplicates={} anomalies={} rounds={} lost-dpub={}",
             self.lost(),
             self.duplicates(),
-            anomalies.len()
+            anomalies.len(),
+            self.rounds(),
+            self.lost_deferred()
         )
     }
 }
@@ -482,12 +669,20 @@ struct Shared {
     target: Mutex<Option<(u64, SocketAddr)>>,
     changed: Condvar,
     stop_publishing: AtomicBool,
+    /// Set with `stop_publishing`: from then on consumers `FIN` everything.
+    draining: AtomicBool,
     stop_consuming: AtomicBool,
     acknowledged: AtomicU64,
     deliveries: AtomicU64,
+    /// The time base of every recorded send and delivery.
+    began: Instant,
 }
 
 impl Shared {
+    fn now_us(&self) -> u64 {
+        self.began.elapsed().as_micros() as u64
+    }
+
     fn set_target(&self, t: Option<(u64, SocketAddr)>) {
         *lock(&self.target) = t;
         self.changed.notify_all();
@@ -511,9 +706,20 @@ impl Shared {
     }
 }
 
+/// An acknowledged `DPUB`: the nsqd run that took it, when it was sent and its delay.
+#[derive(Debug, Clone, Copy)]
+struct Deferred {
+    id: u64,
+    run: u64,
+    sent_us: u64,
+    defer_ms: u32,
+}
+
 #[derive(Default)]
 struct PublisherOutcome {
-    acked: Vec<u64>,
+    /// Acknowledged by PUB/MPUB, with the nsqd run that acknowledged them.
+    acked: Vec<(u64, u64)>,
+    acked_deferred: Vec<Deferred>,
     unconfirmed: Vec<u64>,
     sent: u64,
     errors: u64,
@@ -568,14 +774,21 @@ fn publisher(idx: usize, cfg: &Config, shared: &Shared) -> PublisherOutcome {
     let mut rng = StdRng::seed_from_u64(cfg.seed ^ (0x9e37_79b9 * (idx as u64 + 1)));
     let mut out = PublisherOutcome::default();
     let mut seq = 0u64;
-    'connect: while let Some((_, addr)) = shared.wait_target(&shared.stop_publishing) {
+    'connect: while let Some((run, addr)) = shared.wait_target(&shared.stop_publishing) {
         let Ok(mut s) = wire::connect_v2(addr, POLL) else {
             std::thread::sleep(Duration::from_millis(5));
             continue;
         };
         let mut r = FrameReader::default();
         while !shared.stop_publishing.load(Ordering::Acquire) {
-            let n = rng.gen_range(1..=cfg.max_batch);
+            // No draw at a zero share, so a seed replays the same PUB/MPUB sequence as before
+            // DPUB existed.
+            let defer_ms = (cfg.dpub_share > 0.0 && rng.gen_bool(cfg.dpub_share))
+                .then(|| rng.gen_range(cfg.defer_ms.clone()));
+            let n = match defer_ms {
+                Some(_) => 1,
+                None => rng.gen_range(1..=cfg.max_batch),
+            };
             let ids: Vec<u64> = (0..n)
                 .map(|_| {
                     seq += 1;
@@ -590,12 +803,13 @@ fn publisher(idx: usize, cfg: &Config, shared: &Shared) -> PublisherOutcome {
                     b
                 })
                 .collect();
-            let cmd = if n == 1 && rng.gen_bool(0.5) {
-                wire::pub_cmd(&cfg.topic, &bodies[0])
-            } else {
-                wire::mpub_cmd(&cfg.topic, &bodies)
+            let cmd = match defer_ms {
+                Some(ms) => wire::dpub_cmd(&cfg.topic, ms, &bodies[0]),
+                None if n == 1 && rng.gen_bool(0.5) => wire::pub_cmd(&cfg.topic, &bodies[0]),
+                None => wire::mpub_cmd(&cfg.topic, &bodies),
             };
             out.sent += n as u64;
+            let sent_us = shared.now_us();
             if s.write_all(&cmd).is_err() {
                 out.unconfirmed.extend(ids);
                 continue 'connect;
@@ -603,7 +817,17 @@ fn publisher(idx: usize, cfg: &Config, shared: &Shared) -> PublisherOutcome {
             match await_answer(&mut s, &mut r) {
                 Answer::Ok => {
                     shared.acknowledged.fetch_add(n as u64, Ordering::Relaxed);
-                    out.acked.extend(ids);
+                    match defer_ms {
+                        Some(defer_ms) => {
+                            out.acked_deferred.extend(ids.iter().map(|&id| Deferred {
+                                id,
+                                run,
+                                sent_us,
+                                defer_ms,
+                            }))
+                        }
+                        None => out.acked.extend(ids.iter().map(|&id| (id, run))),
+                    }
                 }
                 answer => {
                     out.unconfirmed.extend(ids);
@@ -631,12 +855,18 @@ struct Delivery {
     id: u64,
     attempts: u16,
     run: u64,
+    /// When it was read, on [`Shared::now_us`]'s time base.
+    at_us: u64,
+    /// `None`: answered with `FIN`; `Some(ms)`: with `REQ` and this delay.
+    req_ms: Option<u32>,
 }
 
 #[derive(Default)]
 struct ConsumerOutcome {
     deliveries: Vec<Delivery>,
     phantoms: u64,
+    errors: u64,
+    error_sample: Vec<String>,
 }
 
 fn channel_name(i: usize) -> String {
@@ -645,6 +875,8 @@ fn channel_name(i: usize) -> String {
 
 fn consumer(idx: usize, cfg: &Config, shared: &Shared) -> ConsumerOutcome {
     let channel = channel_name(idx % cfg.channels);
+    let mut rng =
+        StdRng::seed_from_u64(cfg.seed ^ 0x85eb_ca6b_c2b2_ae35u64.wrapping_mul(idx as u64 + 1));
     let mut out = ConsumerOutcome::default();
     while let Some((run, addr)) = shared.wait_target(&shared.stop_consuming) {
         let Ok(mut s) = wire::connect_v2(addr, POLL) else {
@@ -665,7 +897,9 @@ fn consumer(idx: usize, cfg: &Config, shared: &Shared) -> ConsumerOutcome {
         loop {
             loop {
                 match r.parse() {
-                    Ok(Some(f)) => consume_frame(&f, run, &mut reply, &mut out, shared),
+                    Ok(Some(f)) => {
+                        consume_frame(&f, run, &mut reply, &mut out, cfg, shared, &mut rng)
+                    }
                     Ok(None) => break,
                     Err(_) => break,
                 }
@@ -692,10 +926,19 @@ fn consume_frame(
     run: u64,
     reply: &mut Vec<u8>,
     out: &mut ConsumerOutcome,
+    cfg: &Config,
     shared: &Shared,
+    rng: &mut StdRng,
 ) {
     if f.is_heartbeat() {
         reply.extend_from_slice(b"NOP\n");
+        return;
+    }
+    if f.kind == FRAME_ERROR {
+        out.errors += 1;
+        if out.error_sample.len() < 5 {
+            out.error_sample.push(f.text());
+        }
         return;
     }
     if f.kind != FRAME_MESSAGE {
@@ -705,18 +948,39 @@ fn consume_frame(
         out.phantoms += 1;
         return;
     };
-    reply.extend_from_slice(b"FIN ");
-    reply.extend_from_slice(m.id);
-    reply.push(b'\n');
+    let at_us = shared.now_us();
     shared.deliveries.fetch_add(1, Ordering::Relaxed);
-    match parse_id(m.body) {
-        Some(id) => out.deliveries.push(Delivery {
-            id,
-            attempts: m.attempts,
-            run,
-        }),
-        None => out.phantoms += 1,
+    let Some(id) = parse_id(m.body) else {
+        out.phantoms += 1;
+        reply.extend_from_slice(b"FIN ");
+        reply.extend_from_slice(m.id);
+        reply.push(b'\n');
+        return;
+    };
+    // The drain must empty every channel, so nothing is requeued once it has begun.
+    let req_ms = (cfg.req_share > 0.0
+        && !shared.draining.load(Ordering::Acquire)
+        && rng.gen_bool(cfg.req_share))
+    .then(|| rng.gen_range(cfg.req_delay_ms.clone()));
+    match req_ms {
+        Some(ms) => {
+            reply.extend_from_slice(b"REQ ");
+            reply.extend_from_slice(m.id);
+            reply.extend_from_slice(format!(" {ms}\n").as_bytes());
+        }
+        None => {
+            reply.extend_from_slice(b"FIN ");
+            reply.extend_from_slice(m.id);
+            reply.push(b'\n');
+        }
     }
+    out.deliveries.push(Delivery {
+        id,
+        attempts: m.attempts,
+        run,
+        at_us,
+        req_ms,
+    });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -835,9 +1099,11 @@ pub fn run(cfg: &Config) -> Result<Report, String> {
         target: Mutex::new(None),
         changed: Condvar::new(),
         stop_publishing: AtomicBool::new(false),
+        draining: AtomicBool::new(false),
         stop_consuming: AtomicBool::new(false),
         acknowledged: AtomicU64::new(0),
         deliveries: AtomicU64::new(0),
+        began,
     });
     let publishers: Vec<JoinHandle<PublisherOutcome>> = (0..cfg.publishers)
         .map(|i| {
@@ -898,14 +1164,14 @@ pub fn run(cfg: &Config) -> Result<Report, String> {
     }
 
     // The clean run: publishing stops, consumers drain every channel.
+    shared.draining.store(true, Ordering::Release);
     shared.stop_publishing.store(true, Ordering::Release);
-    let pubs: Vec<PublisherOutcome> = publishers
-        .into_iter()
-        .map(|h| h.join().unwrap_or_default())
-        .collect();
+    let pubs: Option<Vec<PublisherOutcome>> =
+        publishers.into_iter().map(|h| h.join().ok()).collect();
     let drain_began = Instant::now();
     let mut settled = 0;
-    let is_drained = wait_until(cfg.drain_timeout, || {
+    // Deferred and requeued messages cannot come back before their delay.
+    let is_drained = wait_until(cfg.drain_timeout + cfg.longest_delay(), || {
         settled = if drained(cfg, daemon.http) {
             settled + 1
         } else {
@@ -915,13 +1181,17 @@ pub fn run(cfg: &Config) -> Result<Report, String> {
     });
     let drain_time = drain_began.elapsed();
     stop_all(&shared);
-    let cons: Vec<(usize, ConsumerOutcome)> = consumers
+    let cons: Option<Vec<(usize, ConsumerOutcome)>> = consumers
         .into_iter()
-        .map(|(ch, h)| (ch, h.join().unwrap_or_default()))
+        .map(|(ch, h)| h.join().ok().map(|c| (ch, c)))
         .collect();
     let final_exit = daemon
         .terminate(Duration::from_secs(10))
         .and_then(|st| st.code());
+    // A worker that died took its records with it; a report would show them as lost.
+    let (Some(pubs), Some(cons)) = (pubs, cons) else {
+        return Err("a publisher or consumer thread panicked".into());
+    };
 
     let mut report = build_report(cfg, &pubs, &cons);
     report.kills = kills;
@@ -949,7 +1219,16 @@ fn build_report(
     pubs: &[PublisherOutcome],
     cons: &[(usize, ConsumerOutcome)],
 ) -> Report {
-    let acked: HashSet<u64> = pubs.iter().flat_map(|p| p.acked.iter().copied()).collect();
+    let deferred: HashMap<u64, Deferred> = pubs
+        .iter()
+        .flat_map(|p| p.acked_deferred.iter().map(|d| (d.id, *d)))
+        .collect();
+    // Every acknowledged id with the nsqd run that acknowledged it.
+    let acked: HashMap<u64, u64> = pubs
+        .iter()
+        .flat_map(|p| p.acked.iter().copied())
+        .chain(deferred.values().map(|d| (d.id, d.run)))
+        .collect();
     let unconfirmed: HashSet<u64> = pubs
         .iter()
         .flat_map(|p| p.unconfirmed.iter().copied())
@@ -960,8 +1239,13 @@ fn build_report(
             .clone()
             .unwrap_or_else(|| "(nsqd default)".into()),
         seed: cfg.seed,
+        dpub_share: cfg.dpub_share,
+        defer_ms: (*cfg.defer_ms.start(), *cfg.defer_ms.end()),
+        req_share: cfg.req_share,
+        req_delay_ms: (*cfg.req_delay_ms.start(), *cfg.req_delay_ms.end()),
         sent: pubs.iter().map(|p| p.sent).sum(),
         acknowledged: acked.len(),
+        acknowledged_deferred: deferred.len(),
         unconfirmed: unconfirmed.len(),
         publish_errors: pubs.iter().map(|p| p.errors).sum(),
         publish_error_sample: pubs
@@ -971,8 +1255,15 @@ fn build_report(
             .collect(),
         response_timeouts: pubs.iter().map(|p| p.timeouts).sum(),
         deliveries: cons.iter().map(|(_, c)| c.deliveries.len() as u64).sum(),
+        consumer_errors: cons.iter().map(|(_, c)| c.errors).sum(),
+        consumer_error_sample: cons
+            .iter()
+            .flat_map(|(_, c)| c.error_sample.iter().cloned())
+            .take(5)
+            .collect(),
         ..Report::default()
     };
+    let mut lost_on: HashMap<u64, usize> = HashMap::new();
     for ch in 0..cfg.channels {
         let mut by_id: HashMap<u64, Vec<Delivery>> = HashMap::new();
         let mut phantoms = 0;
@@ -985,20 +1276,31 @@ fn build_report(
         let mut r = ChannelReport {
             name: channel_name(ch),
             acknowledged: acked.len(),
+            acknowledged_deferred: deferred.len(),
             delivered: by_id.len(),
             phantoms,
             ..ChannelReport::default()
         };
-        for (id, ds) in &by_id {
-            r.duplicates += ds.len() - 1;
-            let runs: HashSet<u64> = ds.iter().map(|d| d.run).collect();
-            r.same_run_duplicates += ds.len() - runs.len();
+        let mut finished = HashSet::new();
+        for (id, ds) in &mut by_id {
+            // Consumers of one channel record on one clock, and a redelivery always follows
+            // the answer to the previous delivery, so arrival order is delivery order.
+            ds.sort_by_key(|d| d.at_us);
             let attempts: HashSet<u16> = ds.iter().map(|d| d.attempts).collect();
             r.repeated_attempts += ds.len() - attempts.len();
             r.max_attempts = r
                 .max_attempts
                 .max(ds.iter().map(|d| d.attempts).max().unwrap_or(0));
-            if !acked.contains(id) {
+            let v = judge(ds, deferred.get(id));
+            r.duplicates += v.duplicates;
+            r.same_run_duplicates += v.same_run_duplicates;
+            r.requeued += v.requeued;
+            r.early += v.early;
+            r.attempts_not_raised += v.attempts_not_raised;
+            if v.finished {
+                finished.insert(*id);
+            }
+            if !acked.contains_key(id) {
                 if unconfirmed.contains(id) {
                     r.unconfirmed_delivered += 1;
                 } else {
@@ -1007,20 +1309,100 @@ fn build_report(
             }
         }
         let mut lost: Vec<u64> = acked
-            .iter()
-            .filter(|id| !by_id.contains_key(id))
+            .keys()
+            .filter(|id| !finished.contains(id))
             .copied()
             .collect();
         lost.sort_unstable();
+        for id in &lost {
+            *lost_on.entry(*id).or_default() += 1;
+        }
         r.lost = lost.len();
+        r.lost_requeued = lost.iter().filter(|id| by_id.contains_key(id)).count();
+        r.lost_deferred = lost.iter().filter(|id| deferred.contains_key(id)).count();
         r.lost_sample = lost
             .iter()
             .take(10)
             .map(|id| format!("{id:016x}"))
             .collect();
+        r.lost_detail = lost
+            .iter()
+            .take(5)
+            .map(|id| {
+                let how = match deferred.get(id) {
+                    Some(d) => format!("DPUB {}ms", d.defer_ms),
+                    None => "PUB/MPUB".into(),
+                };
+                let run = acked.get(id).copied().unwrap_or_default();
+                let seen = match by_id.get(id).map(Vec::as_slice) {
+                    Some(ds @ [.., last]) => format!(
+                        "delivered here {} time(s), last by run {} (attempt {}) and answered REQ {}ms",
+                        ds.len(),
+                        last.run,
+                        last.attempts,
+                        last.req_ms.unwrap_or_default()
+                    ),
+                    _ => "never delivered here".into(),
+                };
+                format!("{id:016x}: {how} acknowledged by run {run}, {seen}")
+            })
+            .collect();
         report.channels.push(r);
     }
+    report.lost_messages = lost_on.len();
+    report.lost_on_every_channel = lost_on.values().filter(|n| **n == cfg.channels).count();
     report
+}
+
+/// What one message's deliveries on one channel add up to.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Verdict {
+    finished: bool,
+    duplicates: usize,
+    same_run_duplicates: usize,
+    requeued: usize,
+    early: usize,
+    attempts_not_raised: usize,
+}
+
+/// Judges one message's deliveries on one channel, given in arrival order.
+fn judge(ds: &[Delivery], deferred: Option<&Deferred>) -> Verdict {
+    let due = |from_us: u64, ms: u32| from_us + u64::from(ms) * 1000;
+    let mut v = Verdict::default();
+    // A run that took the DPUB measured its delay from at most our send.
+    if let (Some(first), Some(d)) = (ds.first(), deferred) {
+        if first.run == d.run && first.at_us + EARLY_SLACK_US < due(d.sent_us, d.defer_ms) {
+            v.early += 1;
+        }
+    }
+    let mut fin_runs: Vec<u64> = Vec::new();
+    let mut prev: Option<&Delivery> = None;
+    for d in ds {
+        if !fin_runs.is_empty() {
+            v.duplicates += 1;
+            if fin_runs.contains(&d.run) {
+                v.same_run_duplicates += 1;
+            }
+        } else if let Some(p) = prev.filter(|p| p.run == d.run) {
+            // Before the first FIN every earlier delivery was answered with REQ, and a run
+            // that took the REQ must honour it; after a crash the state may be older.
+            if d.attempts <= p.attempts {
+                v.attempts_not_raised += 1;
+            }
+            if let Some(ms) = p.req_ms {
+                if d.at_us + EARLY_SLACK_US < due(p.at_us, ms) {
+                    v.early += 1;
+                }
+            }
+        }
+        match d.req_ms {
+            None => fin_runs.push(d.run),
+            Some(_) => v.requeued += 1,
+        }
+        prev = Some(d);
+    }
+    v.finished = !fin_runs.is_empty();
+    v
 }
 
 #[cfg(test)]
@@ -1037,6 +1419,23 @@ mod tests {
         assert_eq!(parse_id(b"zzzzzzzzzzzzzzzz"), None);
     }
 
+    fn fin(id: u64, attempts: u16, run: u64, at_ms: u64) -> Delivery {
+        Delivery {
+            id,
+            attempts,
+            run,
+            at_us: at_ms * 1000,
+            req_ms: None,
+        }
+    }
+
+    fn req(id: u64, attempts: u16, run: u64, at_ms: u64, ms: u32) -> Delivery {
+        Delivery {
+            req_ms: Some(ms),
+            ..fin(id, attempts, run, at_ms)
+        }
+    }
+
     #[test]
     fn report_counts_loss_duplicates_and_phantoms() {
         let cfg = Config {
@@ -1044,24 +1443,27 @@ mod tests {
             ..Config::new("nsqd")
         };
         let pubs = vec![PublisherOutcome {
-            acked: vec![1, 2, 3],
+            acked: vec![(1, 0), (2, 0), (3, 0)],
             unconfirmed: vec![4],
             sent: 4,
             ..PublisherOutcome::default()
         }];
-        let d = |id, attempts, run| Delivery { id, attempts, run };
         let cons = vec![(
             0,
             ConsumerOutcome {
-                deliveries: vec![
-                    d(1, 1, 0),
-                    d(1, 2, 1),
-                    d(2, 1, 0),
-                    d(2, 1, 0),
-                    d(4, 1, 1),
-                    d(9, 1, 1),
-                ],
-                phantoms: 0,
+                deliveries: [
+                    (1, 1, 0),
+                    (1, 2, 1),
+                    (2, 1, 0),
+                    (2, 1, 0),
+                    (4, 1, 1),
+                    (9, 1, 1),
+                ]
+                .iter()
+                .enumerate()
+                .map(|(i, &(id, attempts, run))| fin(id, attempts, run, i as u64))
+                .collect(),
+                ..ConsumerOutcome::default()
             },
         )];
         let r = build_report(&cfg, &pubs, &cons);
@@ -1077,5 +1479,100 @@ mod tests {
             (1, 1, 2)
         );
         assert_eq!(r.lost(), 1);
+    }
+
+    #[test]
+    fn a_requeued_message_is_done_only_once_finished() {
+        let v = judge(&[req(1, 1, 0, 0, 100), req(1, 2, 0, 200, 0)], None);
+        assert!(!v.finished);
+        assert_eq!(v.requeued, 2);
+        let v = judge(
+            &[req(1, 1, 0, 0, 100), fin(1, 2, 0, 150), fin(1, 3, 1, 900)],
+            None,
+        );
+        assert!(v.finished);
+        assert_eq!((v.duplicates, v.same_run_duplicates), (1, 0));
+        assert_eq!((v.early, v.attempts_not_raised), (0, 0));
+    }
+
+    #[test]
+    fn early_and_flat_redeliveries_count_only_within_a_run() {
+        let v = judge(&[req(1, 2, 0, 0, 500), fin(1, 2, 0, 100)], None);
+        assert_eq!((v.early, v.attempts_not_raised), (1, 1));
+        let v = judge(&[req(1, 2, 0, 0, 500), fin(1, 1, 1, 100)], None);
+        assert_eq!((v.early, v.attempts_not_raised), (0, 0));
+        let d = Deferred {
+            id: 1,
+            run: 3,
+            sent_us: 1_000_000,
+            defer_ms: 1000,
+        };
+        assert_eq!(judge(&[fin(1, 1, 3, 1500)], Some(&d)).early, 1);
+        assert_eq!(judge(&[fin(1, 1, 3, 2000)], Some(&d)).early, 0);
+        assert_eq!(judge(&[fin(1, 1, 4, 1500)], Some(&d)).early, 0);
+    }
+
+    #[test]
+    fn lost_dpubs_and_requeued_messages_are_told_apart() {
+        let cfg = Config {
+            channels: 2,
+            dpub_share: 0.5,
+            ..Config::new("nsqd")
+        };
+        let dpub = |id| Deferred {
+            id,
+            run: 0,
+            sent_us: 0,
+            defer_ms: 10,
+        };
+        let pubs = vec![PublisherOutcome {
+            acked: vec![(1, 0), (2, 1)],
+            acked_deferred: vec![dpub(3), dpub(4)],
+            sent: 4,
+            ..PublisherOutcome::default()
+        }];
+        let on = |deliveries| ConsumerOutcome {
+            deliveries,
+            ..ConsumerOutcome::default()
+        };
+        let cons = vec![
+            (
+                0,
+                on(vec![
+                    fin(1, 1, 0, 1),
+                    fin(2, 1, 0, 1),
+                    fin(3, 1, 0, 20),
+                    req(4, 1, 0, 20, 5),
+                ]),
+            ),
+            (1, on(vec![fin(1, 1, 0, 1), fin(3, 1, 0, 20)])),
+        ];
+        let r = build_report(&cfg, &pubs, &cons);
+        assert_eq!((r.acknowledged, r.acknowledged_deferred), (4, 2));
+        let c0 = &r.channels[0];
+        assert_eq!((c0.lost, c0.lost_deferred, c0.lost_requeued), (1, 1, 1));
+        assert_eq!(c0.requeued, 1);
+        assert_eq!(
+            c0.lost_detail,
+            vec![format!(
+                "{:016x}: DPUB 10ms acknowledged by run 0, delivered here 1 time(s), last by run \
+                 0 (attempt 1) and answered REQ 5ms",
+                4
+            )]
+        );
+        let c1 = &r.channels[1];
+        assert_eq!((c1.lost, c1.lost_deferred, c1.lost_requeued), (2, 1, 0));
+        assert_eq!(
+            c1.lost_detail[0],
+            format!(
+                "{:016x}: PUB/MPUB acknowledged by run 1, never delivered here",
+                2
+            )
+        );
+        assert_eq!((r.lost(), r.lost_deferred()), (3, 2));
+        assert_eq!((r.lost_messages, r.lost_on_every_channel), (2, 1));
+        let t = r.total();
+        assert_eq!((t.acknowledged, t.lost, t.requeued), (8, 3, 1));
+        assert!(r.anomalies().iter().all(|a| !a.contains("c0:")));
     }
 }

@@ -132,6 +132,13 @@ pub fn pub_cmd(topic: &str, body: &[u8]) -> Vec<u8> {
     v
 }
 
+pub fn dpub_cmd(topic: &str, defer_ms: u32, body: &[u8]) -> Vec<u8> {
+    let mut v = format!("DPUB {topic} {defer_ms}\n").into_bytes();
+    v.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    v.extend_from_slice(body);
+    v
+}
+
 pub fn mpub_cmd(topic: &str, bodies: &[Vec<u8>]) -> Vec<u8> {
     let inner: usize = 4 + bodies.iter().map(|b| 4 + b.len()).sum::<usize>();
     let mut v = format!("MPUB {topic}\n").into_bytes();
@@ -188,6 +195,14 @@ mod tests {
         assert_eq!(m.kind, FRAME_MESSAGE);
         assert_eq!(parse_message(&m.data).unwrap().body.len(), 4);
         assert_eq!(r.parse().unwrap(), None);
+    }
+
+    #[test]
+    fn dpub_layout() {
+        assert_eq!(
+            dpub_cmd("t", 1500, b"ab"),
+            b"DPUB t 1500\n\x00\x00\x00\x02ab"
+        );
     }
 
     #[test]

@@ -133,10 +133,15 @@ impl TopicState {
         Ok(self.release())
     }
 
-    /// Holds a deferred publish until the topic can hand it to its channels.
-    pub fn hold_deferred(&mut self, msg: Message, defer_ms: i64) {
+    /// Counts a deferred publish that goes straight to the channels.
+    pub fn count_deferred_publish(&mut self, msg: &Message) {
         self.message_count += 1;
         self.message_bytes += msg.body.len() as u64;
+    }
+
+    /// Holds a deferred publish until the topic can hand it to its channels.
+    pub fn hold_deferred(&mut self, msg: Message, defer_ms: i64) {
+        self.count_deferred_publish(&msg);
         self.pending_deferred
             .push(PendingDeferred { msg, defer_ms });
     }

@@ -15,6 +15,7 @@ use parking_lot::Mutex;
 use nsq_protocol::guid::GuidFactory;
 use nsq_protocol::names::is_ephemeral;
 use nsq_protocol::{Message, MessageId};
+use nsq_queue::topic::PendingDeferred;
 use nsq_queue::{ChannelState, QueueError, TopicState};
 use nsq_store::journal::Event;
 
@@ -182,7 +183,7 @@ impl Topic {
         // that buffer alive meanwhile. One copy, shared by every channel.
         let body = Bytes::copy_from_slice(&body);
         let id;
-        let channels: Option<Vec<Arc<Channel>>> = {
+        let channels: Option<(Vec<Arc<Channel>>, PendingDeferred)> = {
             let mut inner = self.inner.lock();
             let inner = &mut *inner;
             let now = unix_nanos();
@@ -196,12 +197,16 @@ impl Topic {
                 inner.state.hold_deferred(msg, defer_ms);
                 None
             } else {
-                inner.state.hold_deferred(msg, defer_ms);
-                Some(inner.channels.values().cloned().collect())
+                inner.state.count_deferred_publish(&msg);
+                let channels = inner.channels.values().cloned().collect();
+                Some((channels, PendingDeferred { msg, defer_ms }))
             }
         };
+        // This publish's own message goes to the channels and into their journals before its
+        // OK: handing it over through the topic's held list would let another publisher's
+        // call deliver (and journal) it later than this acknowledgement.
         let res = match (channels, &self.store) {
-            (Some(channels), _) => self.distribute_deferred(&channels),
+            (Some((channels, p)), _) => self.defer_to_channels(&channels, std::slice::from_ref(&p)),
             (None, Some(store)) => store.commit_journal(&store.held),
             (None, None) => Ok(()),
         };
@@ -237,11 +242,29 @@ impl Topic {
         if pending.is_empty() {
             return Ok(());
         }
+        self.defer_to_channels(channels, &pending)?;
+        if let Some(store) = &self.store {
+            // Only once the channels have them does the topic stop holding them.
+            store
+                .held
+                .append(&Event::Finish(pending.iter().map(|p| p.msg.id).collect()));
+            store.commit_journal(&store.held)?;
+        }
+        Ok(())
+    }
+
+    /// Defers messages in every channel (the delay starts now) and makes their journal events
+    /// durable as the level requires.
+    fn defer_to_channels(
+        &self,
+        channels: &[Arc<Channel>],
+        pending: &[PendingDeferred],
+    ) -> Result<(), QueueError> {
         let now = Instant::now();
         let now_ms = durable::unix_ms();
         for c in channels {
             let mut ci = c.inner.lock();
-            for p in &pending {
+            for p in pending {
                 ci.state.defer(
                     p.msg.clone(),
                     now + Duration::from_millis(p.defer_ms as u64),
@@ -251,7 +274,7 @@ impl Topic {
                 }
             }
             let mut ti = self.inner.lock();
-            for _ in &pending {
+            for _ in pending {
                 ti.state.count_received(c.key);
             }
         }
@@ -261,11 +284,6 @@ impl Topic {
                     store.commit_journal(j)?;
                 }
             }
-            // Only once the channels have them does the topic stop holding them.
-            store
-                .held
-                .append(&Event::Finish(pending.iter().map(|p| p.msg.id).collect()));
-            store.commit_journal(&store.held)?;
         }
         Ok(())
     }

@@ -64,6 +64,16 @@ pub fn reader_flags() -> [Flag; 2] {
     ]
 }
 
+/// `bench_reader`'s own flag (not `bench_pubsub`'s, whose consumer must drain the topic).
+pub fn no_fin_flag() -> Flag {
+    Flag::bool(
+        "no-fin",
+        false,
+        "leave messages unfinished and, once --count or --runfor is reached, keep the \
+         connection open (answering heartbeats) until nsqd closes it, so they stay in flight",
+    )
+}
+
 /// The connection upgrades negotiated in IDENTIFY, shared by every tool.
 pub fn transport_flags() -> [Flag; 5] {
     [
@@ -247,6 +257,8 @@ pub fn reader_opts(v: &Values) -> Result<ReaderOpts> {
             0
         },
         transport: transport(v)?,
+        // Absent from tools that never hold messages.
+        no_fin: v.get("no-fin").is_some() && v.bool("no-fin"),
     })
 }
 
@@ -349,5 +361,18 @@ mod tests {
         let at = deadline(&values(&fs, &["--deadline", "2030-01-02 03:04:05"])).unwrap();
         assert_eq!(at.map(|t| t.timestamp()), Some(1_893_553_445));
         assert_eq!(deadline(&values(&fs, &[])).unwrap(), None);
+    }
+
+    #[test]
+    fn no_fin_only_where_offered() {
+        let mut fs = base_flags("bench_reader").flag(Flag::int("count", 0, "stop after"));
+        for f in reader_flags().into_iter().chain(transport_flags()) {
+            fs.add(f);
+        }
+        // bench_pubsub's set has no --no-fin: its consumer always finishes.
+        assert!(!reader_opts(&values(&fs, &[])).unwrap().no_fin);
+        fs.add(no_fin_flag());
+        assert!(!reader_opts(&values(&fs, &[])).unwrap().no_fin);
+        assert!(reader_opts(&values(&fs, &["--no-fin"])).unwrap().no_fin);
     }
 }

@@ -1,4 +1,5 @@
-//! The consuming side: one subscribed connection with a fixed RDY, finishing every message. All
+//! The consuming side: one subscribed connection with a fixed RDY, finishing every message (or,
+//! with `no_fin`, holding them all in flight). All
 //! FINs for what one read returned go out in a single write, so the cost per message is a few
 //! bytes of buffer, not a system call.
 
@@ -24,6 +25,8 @@ pub struct ReaderOpts {
     pub count: u64,
     /// TLS and compression negotiated in IDENTIFY (default: none).
     pub transport: Transport,
+    /// Finish nothing, and once the run ends keep the connection (see [`Reader::run`]).
+    pub no_fin: bool,
 }
 
 /// A connected, subscribed consumer (RDY 0, so nothing flows yet) waiting for the start signal.
@@ -47,6 +50,10 @@ impl Reader {
     /// Sets RDY, then receives and finishes messages until `runfor` has passed or `count`
     /// messages arrived. The duration ends at the last counted message for a `count` run and at
     /// `runfor` otherwise.
+    ///
+    /// With `no_fin`, nothing is finished and the run is followed by a hold: RDY 0, then
+    /// heartbeats are answered until nsqd closes the connection. Closing it ourselves would make
+    /// nsqd requeue the messages, and the point is to have them in flight when nsqd dies.
     pub fn run(mut self) -> Result<Summary> {
         let o = &self.opts;
         self.conn.send(&proto::rdy(o.rdy))?;
@@ -61,7 +68,9 @@ impl Reader {
             while let Some(ev) = self.conn.next_event()? {
                 match ev {
                     Event::Message(id) => {
-                        proto::put_fin(&mut out, &id);
+                        if !o.no_fin {
+                            proto::put_fin(&mut out, &id);
+                        }
                         msgs += 1;
                         if o.count != 0 && msgs >= o.count {
                             done = true;
@@ -90,10 +99,37 @@ impl Reader {
         } else {
             Instant::now()
         };
-        Ok(Summary {
+        let summary = Summary {
             msgs,
             duration: stop - start,
             size: o.size,
-        })
+        };
+        if o.no_fin {
+            self.hold()?;
+        }
+        Ok(summary)
+    }
+
+    fn hold(&mut self) -> Result<()> {
+        // Whatever RDY allowed beyond --count may still arrive; it stays in flight too.
+        self.conn.send(&proto::rdy(0))?;
+        self.conn.set_read_timeout(None)?;
+        loop {
+            while let Some(ev) = self.conn.next_event()? {
+                match ev {
+                    Event::Heartbeat => {
+                        if self.conn.send(proto::NOP).is_err() {
+                            return Ok(());
+                        }
+                    }
+                    Event::Error(e) => bail!("nsqd sent an error: {e}"),
+                    Event::Message(_) | Event::Ok | Event::Response(_) => {}
+                }
+            }
+            // A close or a reset: either way nsqd is gone, which is how a hold ends.
+            if self.conn.fill().is_err() {
+                return Ok(());
+            }
+        }
     }
 }

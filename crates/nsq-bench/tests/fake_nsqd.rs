@@ -29,6 +29,9 @@ enum Script {
     HeartbeatThen(u64),
     /// Answers RDY with an error frame.
     Error,
+    /// Delivers like `Deliver`; once the client sends RDY 0, sends a heartbeat and hangs up
+    /// when the NOP comes back.
+    DeliverThenHangUp(u64),
 }
 
 fn frame(kind: u32, data: &[u8]) -> Vec<u8> {
@@ -109,6 +112,10 @@ fn serve(stream: TcpStream, script: Script) -> Seen {
                         total = n;
                     }
                     Script::Deliver(n) => total = n,
+                    Script::DeliverThenHangUp(_) if seen.rdy == 0 => {
+                        out.write_all(&frame(0, b"_heartbeat_")).unwrap();
+                    }
+                    Script::DeliverThenHangUp(n) => total = n,
                 }
                 while sent < total.min(seen.rdy) {
                     out.write_all(&message(sent)).unwrap();
@@ -123,7 +130,12 @@ fn serve(stream: TcpStream, script: Script) -> Seen {
                     sent += 1;
                 }
             }
-            "NOP" => seen.nops += 1,
+            "NOP" => {
+                seen.nops += 1;
+                if matches!(script, Script::DeliverThenHangUp(_)) && seen.rdy == 0 {
+                    return seen;
+                }
+            }
             other => panic!("unexpected command {other:?}"),
         }
     }
@@ -152,6 +164,7 @@ fn reader_opts(addr: String) -> ReaderOpts {
         runfor: Duration::from_secs(10),
         count: 500,
         transport: Default::default(),
+        no_fin: false,
     }
 }
 
@@ -212,6 +225,23 @@ fn reader_answers_heartbeats_and_stops_at_runfor_when_messages_run_out() {
     assert!(summary.duration >= Duration::from_millis(300));
     let seen = server.join().unwrap();
     assert_eq!((seen.fins, seen.nops), (30, 1));
+}
+
+#[test]
+fn reader_without_fin_holds_messages_until_nsqd_hangs_up() {
+    let (addr, server) = fake_nsqd(Script::DeliverThenHangUp(500));
+    let opts = ReaderOpts {
+        count: 50,
+        no_fin: true,
+        ..reader_opts(addr)
+    };
+    // Returns only because the stand-in hung up: the hold has no time limit of its own.
+    let summary = Reader::connect(opts, "test").unwrap().run().unwrap();
+    assert_eq!(summary.msgs, 50);
+    let seen = server.join().unwrap();
+    // RDY 100 let 100 out, none was finished, RDY 0 stopped the flow and the heartbeat was
+    // answered during the hold.
+    assert_eq!((seen.fins, seen.rdy, seen.nops), (0, 0, 1));
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! `bench_reader`: subscribes with a fixed RDY and finishes every message for `--runfor` (or
-//! until `--count` messages), then prints NSQ's summary line, `msgs: N` and `msgs/s: N`.
+//! until `--count` messages), then prints NSQ's summary line, `msgs: N` and `msgs/s: N`. With
+//! `--no-fin` it finishes nothing and holds the messages in flight until nsqd goes away.
 #![forbid(unsafe_code)]
 
 use std::process::ExitCode;
@@ -11,7 +12,7 @@ fn main() -> ExitCode {
     cli::one_side_main(
         "bench_reader",
         "stop after receiving this many messages (0: run for --runfor)",
-        cli::reader_flags(),
+        cli::reader_flags().into_iter().chain([cli::no_fin_flag()]),
         cli::reader_opts,
         Reader::connect,
         Reader::run,

@@ -238,7 +238,9 @@ fn message_id(buf: &[u8], r: &Range<usize>) -> Result<MessageId, CommandError> {
 /// The common form of a consumer's most frequent command, `FIN <16-byte id>\n`, in a state
 /// where it is valid, answered without the general line scan. Anything else (other spacing,
 /// `\r\n`, a state or TLS error) is left to the general parser, so results are identical.
-fn parse_plain_fin(buf: &[u8], ctx: &ParseCtx) -> Option<Parsed> {
+///
+/// Public so the fuzz targets can check that agreement; [`parse_command`] is the entry point.
+pub fn parse_plain_fin(buf: &[u8], ctx: &ParseCtx) -> Option<Parsed> {
     const LEN: usize = 4 + 16 + 1;
     let (verb, rest) = buf.split_first_chunk::<4>()?;
     let (id, rest) = rest.split_first_chunk::<16>()?;
@@ -267,7 +269,10 @@ pub fn parse_command(buf: &[u8], ctx: &ParseCtx, limits: &Limits) -> Result<Pars
     }
 }
 
-fn parse_general(buf: &[u8], ctx: &ParseCtx, limits: &Limits) -> Result<Parsed, CommandError> {
+/// [`parse_command`] without the FIN fast path: every command, checked in NSQ's order.
+///
+/// Public so the fuzz targets can compare it with [`parse_plain_fin`].
+pub fn parse_general(buf: &[u8], ctx: &ParseCtx, limits: &Limits) -> Result<Parsed, CommandError> {
     let Some(nl) = memchr::memchr(b'\n', buf.get(..MAX_LINE_LEN).unwrap_or(buf)) else {
         if buf.len() >= MAX_LINE_LEN {
             return Err(CommandError::LineTooLong);

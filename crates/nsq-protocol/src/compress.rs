@@ -207,9 +207,9 @@ impl StreamCodec for Deflate {
             if status == Status::StreamEnd {
                 return Ok(());
             }
-            if produced < buf.len() && input.is_empty() {
-                return Ok(());
-            }
+            // Output short of the room given does not mean it is all out: the decompressor can
+            // stop where its window wraps with bytes still held back. Only a call that moves
+            // nothing says so, and stopping earlier would hold those bytes until the next read.
             if consumed == 0 && produced == 0 {
                 return Ok(());
             }
@@ -243,6 +243,24 @@ mod tests {
                 .collect(),
             b"PUB t\n\x00\x00\x00\x05hello".to_vec(),
         ]
+    }
+
+    /// A stream (found by fuzzing) whose last read leaves output inside the decompressor with
+    /// room to spare in the buffer: it must still come out in that read, so the result is the
+    /// same however the bytes arrive.
+    #[test]
+    fn deflate_output_does_not_wait_for_the_next_read() {
+        let wire = include_bytes!("../testdata/deflate-output-held-back.bin");
+        let mut whole = BytesMut::new();
+        Deflate::new(6).decode(wire, &mut whole).unwrap();
+        let mut dec = Deflate::new(6);
+        let mut pieces = BytesMut::new();
+        for chunk in wire.chunks(195) {
+            dec.decode(chunk, &mut pieces).unwrap();
+        }
+        assert_eq!(whole.len(), 65_723);
+        assert_eq!(pieces.len(), whole.len());
+        assert!(pieces == whole);
     }
 
     #[test]

@@ -14,6 +14,26 @@
 //! `depth\nreadFileNum,readPos\nwriteFileNum,writePos\n`, and `<queue>.diskqueue.NNNNNN.dat`
 //! segments hold `int32 BE length | payload` records with nothing in between.
 #![forbid(unsafe_code)]
+#![deny(
+    clippy::indexing_slicing,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable,
+    clippy::todo,
+    clippy::unimplemented
+)]
+// Tests index and unwrap their own fixtures freely; the wall is for code that sees outside bytes.
+#![cfg_attr(
+    test,
+    allow(
+        clippy::indexing_slicing,
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::unreachable
+    )
+)]
 
 mod files;
 mod meta;

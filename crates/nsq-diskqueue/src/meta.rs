@@ -124,7 +124,7 @@ fn parse(text: &[u8]) -> Result<QueueMeta, (PartialMeta, String)> {
     let mut vals = [0i64; 5];
     for (k, name) in FIELD_NAMES.iter().enumerate() {
         let partial = |vals: &[i64; 5], n: usize| {
-            let get = |i: usize| (i < n).then_some(vals[i]);
+            let get = |i: usize| vals.get(i).copied().filter(|_| i < n);
             PartialMeta {
                 depth: get(0),
                 read_file_num: get(1),
@@ -133,9 +133,12 @@ fn parse(text: &[u8]) -> Result<QueueMeta, (PartialMeta, String)> {
                 write_pos: get(4),
             }
         };
-        vals[k] = cur
+        let val = cur
             .int()
             .ok_or_else(|| (partial(&vals, k), format!("expected {name}")))?;
+        if let Some(slot) = vals.get_mut(k) {
+            *slot = val;
+        }
         let sep_ok = match k {
             1 | 3 => cur.eat(b","),
             4 => cur.newline() || cur.at_end(),

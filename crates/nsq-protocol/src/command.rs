@@ -191,14 +191,17 @@ impl Params {
     fn len(&self) -> usize {
         self.len
     }
+
+    /// Field `i`; past the kept ones (no command asks for those) it is empty.
+    fn at(&self, i: usize) -> Range<usize> {
+        self.kept.get(i).cloned().unwrap_or(0..0)
+    }
 }
 
-impl std::ops::Index<usize> for Params {
-    type Output = Range<usize>;
-
-    fn index(&self, i: usize) -> &Range<usize> {
-        &self.kept[i]
-    }
+/// The bytes of a field range. Ranges come from [`split_params`] or length checks over the same
+/// buffer, so they are always in it; an empty slice stands in rather than a panic.
+fn field<'a>(buf: &'a [u8], r: &Range<usize>) -> &'a [u8] {
+    buf.get(r.clone()).unwrap_or_default()
 }
 
 fn split_params(line: &[u8]) -> Params {
@@ -208,14 +211,14 @@ fn split_params(line: &[u8]) -> Params {
     };
     let mut start = 0;
     for i in memchr::memchr_iter(b' ', line) {
-        if p.len < Params::KEPT {
-            p.kept[p.len] = start..i;
+        if let Some(slot) = p.kept.get_mut(p.len) {
+            *slot = start..i;
         }
         p.len += 1;
         start = i + 1;
     }
-    if p.len < Params::KEPT {
-        p.kept[p.len] = start..line.len();
+    if let Some(slot) = p.kept.get_mut(p.len) {
+        *slot = start..line.len();
     }
     p.len += 1;
     p
@@ -224,36 +227,36 @@ fn split_params(line: &[u8]) -> Params {
 /// Reads a 4-byte big-endian length at `at`, as NSQ does: unsigned on the wire, then treated
 /// as a signed 32-bit value.
 fn read_len(buf: &[u8], at: usize) -> Option<i32> {
-    let b = buf.get(at..at + 4)?;
-    Some(i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    let b = buf.get(at..)?.first_chunk::<4>()?;
+    Some(i32::from_be_bytes(*b))
 }
 
 fn message_id(buf: &[u8], r: &Range<usize>) -> Result<MessageId, CommandError> {
-    MessageId::from_slice(&buf[r.clone()]).ok_or_else(|| invalid("invalid message ID"))
+    MessageId::from_slice(field(buf, r)).ok_or_else(|| invalid("invalid message ID"))
 }
 
 /// The common form of a consumer's most frequent command, `FIN <16-byte id>\n`, in a state
 /// where it is valid, answered without the general line scan. Anything else (other spacing,
 /// `\r\n`, a state or TLS error) is left to the general parser, so results are identical.
-fn parse_plain_fin(buf: &[u8], ctx: &ParseCtx) -> Option<Parsed> {
+///
+/// Public so the fuzz targets can check that agreement; [`parse_command`] is the entry point.
+pub fn parse_plain_fin(buf: &[u8], ctx: &ParseCtx) -> Option<Parsed> {
     const LEN: usize = 4 + 16 + 1;
-    let line = buf.get(..LEN)?;
-    if &line[..4] != b"FIN "
-        || line[LEN - 1] != b'\n'
+    let (verb, rest) = buf.split_first_chunk::<4>()?;
+    let (id, rest) = rest.split_first_chunk::<16>()?;
+    if verb != b"FIN "
+        || rest.first() != Some(&b'\n')
         || ctx.tls_gate
         || !matches!(ctx.state, ConnState::Subscribed | ConnState::Closing)
     {
         return None;
     }
-    let id = &line[4..LEN - 1];
     // A space splits the line differently, and a '\r' before the '\n' is not part of the ID.
-    if id.iter().any(|&b| b == b' ' || b == b'\n') || id[15] == b'\r' {
+    if id.iter().any(|&b| b == b' ' || b == b'\n') || id.last() == Some(&b'\r') {
         return None;
     }
     Some(Parsed::Complete {
-        cmd: Command::Fin {
-            id: MessageId::from_slice(id)?,
-        },
+        cmd: Command::Fin { id: MessageId(*id) },
         consumed: LEN,
     })
 }
@@ -266,19 +269,19 @@ pub fn parse_command(buf: &[u8], ctx: &ParseCtx, limits: &Limits) -> Result<Pars
     }
 }
 
-fn parse_general(buf: &[u8], ctx: &ParseCtx, limits: &Limits) -> Result<Parsed, CommandError> {
-    let Some(nl) = memchr::memchr(b'\n', &buf[..buf.len().min(MAX_LINE_LEN)]) else {
+/// [`parse_command`] without the FIN fast path: every command, checked in NSQ's order.
+///
+/// Public so the fuzz targets can compare it with [`parse_plain_fin`].
+pub fn parse_general(buf: &[u8], ctx: &ParseCtx, limits: &Limits) -> Result<Parsed, CommandError> {
+    let Some(nl) = memchr::memchr(b'\n', buf.get(..MAX_LINE_LEN).unwrap_or(buf)) else {
         if buf.len() >= MAX_LINE_LEN {
             return Err(CommandError::LineTooLong);
         }
         return Ok(Parsed::Incomplete);
     };
-    let mut line_end = nl;
-    if line_end > 0 && buf[line_end - 1] == b'\r' {
-        line_end -= 1;
-    }
-    let params = split_params(&buf[..line_end]);
-    let name = &buf[params[0].clone()];
+    let line = buf.get(..nl).unwrap_or_default();
+    let params = split_params(line.strip_suffix(b"\r").unwrap_or(line));
+    let name = field(buf, &params.at(0));
     let body_at = nl + 1;
 
     if name == b"IDENTIFY" {
@@ -307,7 +310,7 @@ fn parse_general(buf: &[u8], ctx: &ParseCtx, limits: &Limits) -> Result<Parsed, 
                 return Err(invalid("FIN insufficient number of params"));
             }
             complete(Command::Fin {
-                id: message_id(buf, &params[1])?,
+                id: message_id(buf, &params.at(1))?,
             })
         }
         b"RDY" => {
@@ -319,7 +322,7 @@ fn parse_general(buf: &[u8], ctx: &ParseCtx, limits: &Limits) -> Result<Parsed, 
             }
             let mut count: i64 = 1;
             if params.len() > 1 {
-                let raw = &buf[params[1].clone()];
+                let raw = field(buf, &params.at(1));
                 count = parse_base10(raw)
                     .ok_or_else(|| invalid(format!("RDY could not parse count {}", lossy(raw))))?
                     as i64;
@@ -339,8 +342,8 @@ fn parse_general(buf: &[u8], ctx: &ParseCtx, limits: &Limits) -> Result<Parsed, 
             if params.len() < 3 {
                 return Err(invalid("REQ insufficient number of params"));
             }
-            let id = message_id(buf, &params[1])?;
-            let raw = &buf[params[2].clone()];
+            let id = message_id(buf, &params.at(1))?;
+            let raw = field(buf, &params.at(2));
             let requested_ms = parse_base10(raw)
                 .ok_or_else(|| invalid(format!("REQ could not parse timeout {}", lossy(raw))))?;
             // NSQ multiplies into signed nanoseconds, then clamps to 0..=max.
@@ -368,7 +371,7 @@ fn parse_general(buf: &[u8], ctx: &ParseCtx, limits: &Limits) -> Result<Parsed, 
                 return Err(invalid("TOUCH insufficient number of params"));
             }
             complete(Command::Touch {
-                id: message_id(buf, &params[1])?,
+                id: message_id(buf, &params.at(1))?,
             })
         }
         b"SUB" => {
@@ -381,17 +384,19 @@ fn parse_general(buf: &[u8], ctx: &ParseCtx, limits: &Limits) -> Result<Parsed, 
             if params.len() < 3 {
                 return Err(invalid("SUB insufficient number of parameters"));
             }
-            let (topic, channel) = (params[1].clone(), params[2].clone());
-            if !is_valid_topic_name(&buf[topic.clone()]) {
+            let (topic, channel) = (params.at(1), params.at(2));
+            let topic_name = field(buf, &topic);
+            if !is_valid_topic_name(topic_name) {
                 return Err(err(
                     ErrorCode::BadTopic,
-                    format!("SUB topic name {} is not valid", go_quote(&buf[topic])),
+                    format!("SUB topic name {} is not valid", go_quote(topic_name)),
                 ));
             }
-            if !is_valid_channel_name(&buf[channel.clone()]) {
+            let channel_name = field(buf, &channel);
+            if !is_valid_channel_name(channel_name) {
                 return Err(err(
                     ErrorCode::BadChannel,
-                    format!("SUB channel name {} is not valid", go_quote(&buf[channel])),
+                    format!("SUB channel name {} is not valid", go_quote(channel_name)),
                 ));
             }
             complete(Command::Sub { topic, channel })
@@ -520,14 +525,15 @@ fn check_topic(
     cmd: &str,
     code_prefix: &str,
 ) -> Result<(), CommandError> {
-    if is_valid_topic_name(&buf[r.clone()]) {
+    let name = field(buf, r);
+    if is_valid_topic_name(name) {
         return Ok(());
     }
     Err(err(
         ErrorCode::BadTopic,
         format!(
             "{code_prefix}{cmd} topic name {} is not valid",
-            go_quote(&buf[r.clone()])
+            go_quote(name)
         ),
     ))
 }
@@ -572,7 +578,7 @@ fn parse_pub(
     if params.len() < 2 {
         return Err(invalid("PUB insufficient number of parameters"));
     }
-    let topic = params[1].clone();
+    let topic = params.at(1);
     check_topic(buf, &topic, "PUB", "")?;
     Ok(match message_body(buf, ctx, limits, "PUB", at)? {
         None => Parsed::Incomplete,
@@ -593,9 +599,9 @@ fn parse_dpub(
     if params.len() < 3 {
         return Err(invalid("DPUB insufficient number of parameters"));
     }
-    let topic = params[1].clone();
+    let topic = params.at(1);
     check_topic(buf, &topic, "DPUB", "")?;
-    let raw = &buf[params[2].clone()];
+    let raw = field(buf, &params.at(2));
     let ms = parse_base10(raw)
         .ok_or_else(|| invalid(format!("DPUB could not parse timeout {}", lossy(raw))))?;
     let nanos = (ms as i64).wrapping_mul(1_000_000);
@@ -628,11 +634,11 @@ fn parse_mpub(
     if params.len() < 2 {
         return Err(invalid("MPUB insufficient number of parameters"));
     }
-    let topic = params[1].clone();
+    let topic = params.at(1);
     // NSQ repeats the code inside the description here; clients may match on it.
     check_topic(buf, &topic, "MPUB", "E_BAD_TOPIC ")?;
     let body_err = |error: WireError| CommandError::MpubBody {
-        topic: lossy(&buf[topic.clone()]),
+        topic: lossy(field(buf, &topic)),
         error,
     };
     let Some(total) = read_len(buf, at) else {
@@ -1155,12 +1161,9 @@ mod tests {
     #[test]
     fn split_keeps_empty_params() {
         let p = split_params(b"SUB  c");
-        assert_eq!(
-            (p.len(), &p[0], &p[1], &p[2]),
-            (3, &(0..3), &(4..4), &(5..6))
-        );
+        assert_eq!((p.len(), p.at(0), p.at(1), p.at(2)), (3, 0..3, 4..4, 5..6));
         let p = split_params(b"A b c d e f");
-        assert_eq!((p.len(), &p[3]), (6, &(6..7)));
+        assert_eq!((p.len(), p.at(3), p.at(4)), (6, 6..7, 0..0));
         assert_eq!(split_params(b"NOP").len(), 1);
     }
 

@@ -69,14 +69,18 @@ impl StreamCodec for Snappy {
                 .compress(chunk, &mut self.scratch)
                 .map_err(|e| CodecError::Snappy(e.to_string()))?;
             // Incompressible data goes as is, as the reference writers do.
-            if n >= chunk.len() - chunk.len() / 8 {
-                put_chunk_header(out, 0x01, 4 + chunk.len());
-                out.extend_from_slice(&crc.to_le_bytes());
-                out.extend_from_slice(chunk);
-            } else {
-                put_chunk_header(out, 0x00, 4 + n);
-                out.extend_from_slice(&crc.to_le_bytes());
-                out.extend_from_slice(&self.scratch[..n]);
+            let packed = self.scratch.get(..n);
+            match packed.filter(|p| p.len() < chunk.len() - chunk.len() / 8) {
+                Some(packed) => {
+                    put_chunk_header(out, 0x00, 4 + packed.len());
+                    out.extend_from_slice(&crc.to_le_bytes());
+                    out.extend_from_slice(packed);
+                }
+                None => {
+                    put_chunk_header(out, 0x01, 4 + chunk.len());
+                    out.extend_from_slice(&crc.to_le_bytes());
+                    out.extend_from_slice(chunk);
+                }
             }
         }
         Ok(())
@@ -85,14 +89,12 @@ impl StreamCodec for Snappy {
     fn decode(&mut self, input: &[u8], plain: &mut BytesMut) -> Result<(), CodecError> {
         self.pending.extend_from_slice(input);
         let mut pos = 0;
-        while self.pending.len() - pos >= 4 {
-            let h = &self.pending[pos..pos + 4];
-            let kind = h[0];
-            let len = u32::from_le_bytes([h[1], h[2], h[3], 0]) as usize;
-            if self.pending.len() - pos < 4 + len {
+        let mut rest: &[u8] = &self.pending;
+        while let Some((&[kind, l0, l1, l2], after)) = rest.split_first_chunk::<4>() {
+            let len = u32::from_le_bytes([l0, l1, l2, 0]) as usize;
+            let Some((body, next)) = after.split_at_checked(len) else {
                 break;
-            }
-            let body = &self.pending[pos + 4..pos + 4 + len];
+            };
             match kind {
                 0xff => {
                     if body != b"sNaPpY" {
@@ -100,11 +102,10 @@ impl StreamCodec for Snappy {
                     }
                 }
                 0x00 | 0x01 => {
-                    if len < 4 {
+                    let Some((crc, data)) = body.split_first_chunk::<4>() else {
                         return Err(CodecError::Snappy("chunk too short".into()));
-                    }
-                    let crc = u32::from_le_bytes([body[0], body[1], body[2], body[3]]);
-                    let data = &body[4..];
+                    };
+                    let crc = u32::from_le_bytes(*crc);
                     let start = plain.len();
                     if kind == 0x00 {
                         let n = snap::raw::decompress_len(data)
@@ -114,12 +115,12 @@ impl StreamCodec for Snappy {
                         }
                         plain.resize(start + n, 0);
                         self.dec
-                            .decompress(data, &mut plain[start..])
+                            .decompress(data, plain.get_mut(start..).unwrap_or_default())
                             .map_err(|e| CodecError::Snappy(e.to_string()))?;
                     } else {
                         plain.extend_from_slice(data);
                     }
-                    if masked_crc(&plain[start..]) != crc {
+                    if masked_crc(plain.get(start..).unwrap_or_default()) != crc {
                         return Err(CodecError::Snappy(
                             "corrupt input (checksum mismatch)".into(),
                         ));
@@ -133,6 +134,7 @@ impl StreamCodec for Snappy {
                 }
             }
             pos += 4 + len;
+            rest = next;
         }
         self.pending.drain(..pos);
         Ok(())
@@ -169,7 +171,9 @@ impl StreamCodec for Deflate {
                 .compress_vec(input, out, FlushCompress::Sync)
                 .map_err(|e| CodecError::Deflate(e.to_string()))?;
             let consumed = (self.comp.total_in() - before_in) as usize;
-            input = &input[consumed..];
+            input = input
+                .get(consumed..)
+                .ok_or_else(|| CodecError::Deflate("consumed more than given".into()))?;
             let produced = self.comp.total_out() - before_out;
             // Done when all input is taken and the flush fitted in the space given.
             if input.is_empty() && out.len() < out.capacity() {
@@ -193,14 +197,19 @@ impl StreamCodec for Deflate {
                 .map_err(|e| CodecError::Deflate(e.to_string()))?;
             let consumed = (self.decomp.total_in() - before_in) as usize;
             let produced = (self.decomp.total_out() - before_out) as usize;
-            plain.extend_from_slice(&buf[..produced]);
-            input = &input[consumed..];
+            let out = buf
+                .get(..produced)
+                .ok_or_else(|| CodecError::Deflate("produced more than room".into()))?;
+            plain.extend_from_slice(out);
+            input = input
+                .get(consumed..)
+                .ok_or_else(|| CodecError::Deflate("consumed more than given".into()))?;
             if status == Status::StreamEnd {
                 return Ok(());
             }
-            if produced < buf.len() && input.is_empty() {
-                return Ok(());
-            }
+            // Output short of the room given does not mean it is all out: the decompressor can
+            // stop where its window wraps with bytes still held back. Only a call that moves
+            // nothing says so, and stopping earlier would hold those bytes until the next read.
             if consumed == 0 && produced == 0 {
                 return Ok(());
             }
@@ -234,6 +243,24 @@ mod tests {
                 .collect(),
             b"PUB t\n\x00\x00\x00\x05hello".to_vec(),
         ]
+    }
+
+    /// A stream (found by fuzzing) whose last read leaves output inside the decompressor with
+    /// room to spare in the buffer: it must still come out in that read, so the result is the
+    /// same however the bytes arrive.
+    #[test]
+    fn deflate_output_does_not_wait_for_the_next_read() {
+        let wire = include_bytes!("../testdata/deflate-output-held-back.bin");
+        let mut whole = BytesMut::new();
+        Deflate::new(6).decode(wire, &mut whole).unwrap();
+        let mut dec = Deflate::new(6);
+        let mut pieces = BytesMut::new();
+        for chunk in wire.chunks(195) {
+            dec.decode(chunk, &mut pieces).unwrap();
+        }
+        assert_eq!(whole.len(), 65_723);
+        assert_eq!(pieces.len(), whole.len());
+        assert!(pieces == whole);
     }
 
     #[test]

@@ -4,6 +4,26 @@
 //! Nothing here does I/O, so every rule can be unit-tested and fuzzed; the daemon feeds bytes in
 //! and writes the bytes that come out.
 #![forbid(unsafe_code)]
+#![deny(
+    clippy::indexing_slicing,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable,
+    clippy::todo,
+    clippy::unimplemented
+)]
+// Tests index and unwrap their own fixtures freely; the wall is for code that sees outside bytes.
+#![cfg_attr(
+    test,
+    allow(
+        clippy::indexing_slicing,
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::unreachable
+    )
+)]
 
 pub mod command;
 pub mod compress;

@@ -90,16 +90,13 @@ impl Message {
 
     /// Decodes a payload; the body shares `payload`'s allocation.
     pub fn decode(payload: &Bytes) -> Option<Message> {
-        if payload.len() < MESSAGE_HEADER_LEN {
-            return None;
-        }
-        let timestamp = i64::from_be_bytes(payload[0..8].try_into().ok()?);
-        let attempts = u16::from_be_bytes(payload[8..10].try_into().ok()?);
-        let id = MessageId::from_slice(&payload[10..26])?;
+        let (timestamp, rest) = payload.split_first_chunk::<8>()?;
+        let (attempts, rest) = rest.split_first_chunk::<2>()?;
+        let (id, _) = rest.split_first_chunk::<16>()?;
         Some(Message {
-            id,
-            timestamp,
-            attempts,
+            id: MessageId(*id),
+            timestamp: i64::from_be_bytes(*timestamp),
+            attempts: u16::from_be_bytes(*attempts),
             body: payload.slice(MESSAGE_HEADER_LEN..),
         })
     }

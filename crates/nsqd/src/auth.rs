@@ -90,8 +90,9 @@ pub struct ConnAuth {
     state: Option<AuthState>,
 }
 
+/// A decoded auth server answer: who the client is and what it may do, until `expires`.
 #[derive(Debug)]
-struct AuthState {
+pub struct AuthState {
     identity: String,
     identity_url: String,
     grants: Vec<Grant>,
@@ -221,7 +222,8 @@ struct AuthReply<'a> {
 }
 
 impl AuthState {
-    fn allows(&self, topic: &[u8], channel: &[u8]) -> bool {
+    /// Whether any grant lets the client act on `topic` (an empty `channel` means publishing).
+    pub fn allows(&self, topic: &[u8], channel: &[u8]) -> bool {
         self.grants.iter().any(|g| g.allows(topic, channel))
     }
 }
@@ -412,8 +414,9 @@ impl AuthFields<'_> {
     }
 }
 
-/// Go's `url.QueryEscape`: unreserved bytes stay, space becomes `+`, the rest `%XX`.
-fn go_query_escape(raw: &[u8], out: &mut String) {
+/// Go's `url.QueryEscape`: unreserved bytes stay, space becomes `+`, the rest `%XX`. Public so
+/// the fuzz targets can check that any AUTH secret survives the trip to the auth server.
+pub fn go_query_escape(raw: &[u8], out: &mut String) {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
     for &b in raw {
         match b {
@@ -578,7 +581,8 @@ struct RawGrant {
 }
 
 /// Decodes and validates a 200 answer received at `now`, with NSQ's checks in NSQ's order.
-fn parse_state(body: &[u8], now: Instant) -> Result<AuthState, String> {
+/// Public so the fuzz targets can feed it arbitrary answers without an auth server.
+pub fn parse_state(body: &[u8], now: Instant) -> Result<AuthState, String> {
     let raw: RawState =
         serde_json::from_slice(body).map_err(|e| format!("invalid response JSON: {e}"))?;
     let mut grants = Vec::new();

@@ -170,23 +170,7 @@ async fn mpublish(nsqd: Arc<Nsqd>, mut ctx: RequestCtx) -> HandlerResult {
         ranges.into_iter().map(|r| body.slice(r)).collect()
     } else {
         let max_msg = nsqd.opts.max_msg_size.max(0) as usize;
-        let mut out = Vec::new();
-        let mut start = 0;
-        while start < body.len() {
-            let end = body[start..]
-                .iter()
-                .position(|&b| b == b'\n')
-                .map(|i| start + i)
-                .unwrap_or(body.len());
-            if end > start {
-                if end - start > max_msg {
-                    return Err(err(413, "MSG_TOO_BIG"));
-                }
-                out.push(body.slice(start..end));
-            }
-            start = end + 1;
-        }
-        out
+        split_mpub_lines(&body, max_msg).ok_or_else(|| err(413, "MSG_TOO_BIG"))?
     };
     if !bodies.is_empty() {
         nsqd.publish(&topic, bodies).map_err(|e| {
@@ -195,6 +179,24 @@ async fn mpublish(nsqd: Arc<Nsqd>, mut ctx: RequestCtx) -> HandlerResult {
         })?;
     }
     Ok(v1_text("OK"))
+}
+
+/// The messages of a text `/mpub` body: one per `\n`-separated line, empty lines skipped (a
+/// `\r` stays part of its message, as in NSQ). `None` if a message is longer than `max_msg`.
+pub fn split_mpub_lines(body: &Bytes, max_msg: usize) -> Option<Vec<Bytes>> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    for line in body.split(|&b| b == b'\n') {
+        let end = start + line.len();
+        if !line.is_empty() {
+            if line.len() > max_msg {
+                return None;
+            }
+            out.push(body.slice(start..end));
+        }
+        start = end + 1;
+    }
+    Some(out)
 }
 
 async fn stats_handler(nsqd: Arc<Nsqd>, ctx: RequestCtx) -> HandlerResult {
@@ -444,4 +446,18 @@ async fn debug_set_block_rate(_nsqd: Arc<Nsqd>, ctx: RequestCtx) -> HandlerResul
 /// Memory is returned to the allocator as it is freed; nothing more to do on request.
 async fn debug_free_memory(_nsqd: Arc<Nsqd>, _ctx: RequestCtx) -> HandlerResult {
     Ok(plain(StatusCode::OK, ""))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_mpub_skips_empty_lines_and_keeps_carriage_returns() {
+        let body = Bytes::from_static(b"a\n\nbc\r\n\nd");
+        let got = split_mpub_lines(&body, 3).unwrap();
+        assert_eq!(got, [&b"a"[..], b"bc\r", b"d"]);
+        assert_eq!(split_mpub_lines(&Bytes::new(), 3).unwrap().len(), 0);
+        assert!(split_mpub_lines(&body, 2).is_none());
+    }
 }

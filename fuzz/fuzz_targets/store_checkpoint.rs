@@ -18,9 +18,9 @@ fuzz_target!(|data: &[u8]| {
         bytes.extend_from_slice(&crc32c::crc32c(rest).to_be_bytes());
     }
     bytes.extend_from_slice(rest);
-    let Some(snap) = ChannelSnapshot::decode(&Bytes::from(bytes)) else {
+    let Ok(snap) = ChannelSnapshot::decode(&Bytes::from(bytes)) else {
         return;
     };
     let again = ChannelSnapshot::decode(&Bytes::from(snap.encode()));
-    assert_eq!(again, Some(snap));
+    assert_eq!(again, Ok(snap));
 });

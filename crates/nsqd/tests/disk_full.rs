@@ -507,7 +507,10 @@ fn deferred_publish_acknowledged_after_a_full_disk_survives_a_crash() {
             if f.kind == FRAME_MESSAGE {
                 let m = parse_message(&f.data);
                 c.fin(m.id_str());
-                assert!(!failed.contains(&m.body), "a DPUB that failed was delivered");
+                assert!(
+                    !failed.contains(&m.body),
+                    "a DPUB that failed was delivered"
+                );
                 assert!(stored.contains(&m.body), "a body nobody published");
                 got.insert(m.body);
             }

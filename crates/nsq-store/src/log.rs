@@ -779,7 +779,7 @@ impl DiskLog {
                                 offset + pos as u64 - at,
                             );
                         }
-                        expect = Some(record.seq + 1);
+                        expect = expect.max(Some(record.seq + 1));
                         if record.seq >= end {
                             next = next.max(end);
                             break 'chunks;
@@ -787,7 +787,9 @@ impl DiskLog {
                         pos += size;
                         records += 1;
                         record_bytes += size;
-                        if record.seq >= from {
+                        // Positions only go up: a valid record repeating or going back
+                        // (foreign or damaged data) is passed over, never delivered twice.
+                        if record.seq >= next {
                             next = record.seq + 1;
                             out.push(record.msg);
                         }
@@ -1160,6 +1162,21 @@ mod tests {
                 .unwrap()
                 .contains("seg-00000000000000000000.log"));
         }
+    }
+
+    #[test]
+    fn a_repeated_record_in_an_older_segment_is_read_once() {
+        let d = tempfile::tempdir().unwrap();
+        let segs = three_segments(&d);
+        let data = std::fs::read(&segs[0]).unwrap();
+        let rec = crate::record::RECORD_OVERHEAD + "body-0".len();
+        let first = &data[HEADER_LEN as usize..HEADER_LEN as usize + rec];
+        let mut doubled = data[..HEADER_LEN as usize + rec].to_vec();
+        doubled.extend_from_slice(first);
+        doubled.extend_from_slice(&data[HEADER_LEN as usize + rec..]);
+        std::fs::write(&segs[0], &doubled).unwrap();
+        let (mut log, _) = DiskLog::open(d.path(), opts(1 << 20, 0)).unwrap();
+        assert_eq!(read_all(&mut log, 0), (0..30).collect::<Vec<_>>());
     }
 
     #[test]

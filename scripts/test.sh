@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every check and test: formatting, lints, unit and integration tests (real binaries on
 # ephemeral loopback ports), then interop tests with real third-party clients, which this
-# script installs from PyPI and npm on first use.
+# script installs from PyPI and npm on first use, and a few seconds of every fuzz target (needs a
+# nightly toolchain; skipped without one).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,3 +22,5 @@ else
 fi
 echo "== interop tests"
 NSQD_BIN="$PWD/target/debug/nsqd" scripts/interop.sh
+echo "== fuzz smoke"
+scripts/fuzz-smoke.sh

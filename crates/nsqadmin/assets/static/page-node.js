@@ -1,0 +1,92 @@
+// One nsqd node: its topics, channels and clients.
+
+import {h} from './dom.js'
+import {enc, get, warningOf} from './api.js'
+import {num} from './fmt.js'
+import {CLIENT_COLUMNS, clientRows} from './page-channel.js'
+import {isEphemeral} from './page-topic.js'
+import {nodeId} from './page-nodes.js'
+import {link, pageHeader, pill, stats, table} from './ui.js'
+
+// The node page's client table leaves out the Node column (it is this node).
+const COLUMNS = CLIENT_COLUMNS.filter((c) => c.label !== 'Node')
+const nodeless = (rows) => rows.map((r) => ({...r, cells: r.cells.filter((_, i) => i !== 2)}))
+
+function topicBlock(node, t) {
+  const channels = (Array.isArray(t.channels) ? t.channels : []).slice()
+    .sort((a, b) => String(a.channel_name).localeCompare(String(b.channel_name)))
+  const name = t.topic_name
+  const clientLists = channels.filter((c) => (c.clients || []).length).map((c) =>
+    h('details', {class: 'clients-details', 'data-key': `clients-${name}-${c.channel_name}`},
+      h('summary', null, `${c.channel_name}: ${num(c.clients.length)} ${c.clients.length === 1 ? 'client' : 'clients'}`),
+      table({label: `Clients of ${name}/${c.channel_name}`, cls: 'table-clients', columns: COLUMNS, rows: nodeless(clientRows(c.clients))})))
+
+  return h('section', {class: 'card topic-card', 'data-key': `topic-${name}`, 'data-topic': name},
+    h('div', {class: 'card-head'},
+      h('h2', {class: 'card-title'}, link(`topics/${enc(name)}`, name),
+        t.paused ? [' ', pill('paused', 'warn')] : null, isEphemeral(name) ? [' ', pill('ephemeral', 'info')] : null),
+      h('dl', {class: 'inline-stats'},
+        h('div', null, h('dt', null, 'Depth'), h('dd', null, num(t.depth), h('small', null, ` (${num(t.memory_depth ?? (t.depth - (t.backend_depth || 0)))} + ${num(t.backend_depth)})`))),
+        h('div', null, h('dt', null, 'Messages'), h('dd', null, num(t.message_count))),
+        h('div', null, h('dt', null, 'Channels'), h('dd', null, num(channels.length))))),
+    table({
+      label: `Channels of ${name}`,
+      cls: 'table-channels',
+      columns: [
+        {label: 'Channel'}, {label: 'Depth', num: true}, {label: 'Memory + disk', num: true}, {label: 'In flight', num: true},
+        {label: 'Deferred', num: true}, {label: 'Requeued', num: true}, {label: 'Timed out', num: true},
+        {label: 'Messages', num: true}, {label: 'Clients', num: true}, {label: 'State'},
+      ],
+      rows: channels.map((c) => ({
+        key: c.channel_name,
+        cells: [
+          h('span', {class: 'name-cell'}, link(`topics/${enc(name)}/${enc(c.channel_name)}`, c.channel_name),
+            isEphemeral(c.channel_name) ? pill('ephemeral', 'info') : null),
+          num(c.depth),
+          `${num(c.memory_depth ?? (c.depth - (c.backend_depth || 0)))} + ${num(c.backend_depth)}`,
+          num(c.in_flight_count), num(c.deferred_count), num(c.requeue_count), num(c.timeout_count),
+          num(c.message_count), num(c.client_count ?? (c.clients || []).length),
+          c.paused ? pill('paused', 'warn') : pill('active', 'ok'),
+        ],
+      })),
+      empty: 'No channels.',
+    }),
+    clientLists.length ? h('div', {class: 'client-lists'}, clientLists) : null)
+}
+
+export default {
+  nav: 'nodes',
+  title: ([node]) => `Node ${node}`,
+
+  async load([node]) {
+    const [res, list] = await Promise.all([
+      get(`api/nodes/${enc(node)}`),
+      get('api/nodes').catch(() => null),
+    ])
+    const info = list && Array.isArray(list.nodes) ? list.nodes.find((n) => nodeId(n) === node) : null
+    return {res, info, warning: warningOf(res)}
+  },
+
+  render({res, info}, ctx) {
+    const [node] = ctx.params
+    const topics = (Array.isArray(res.topics) ? res.topics : []).slice()
+      .sort((a, b) => String(a.topic_name).localeCompare(String(b.topic_name)))
+    const channelCount = topics.reduce((n, t) => n + (t.channels || []).length, 0)
+    return h('div', null,
+      pageHeader({
+        crumbs: [link('nodes', 'Nodes'), h('span', {'aria-current': 'page'}, node)],
+        title: info && info.hostname ? info.hostname : node,
+        badges: [info && info.out_of_date ? pill(`v${info.version} (out of date)`, 'warn') : null],
+        sub: info ? `${node} · TCP ${info.broadcast_address}:${info.tcp_port} · nsqd v${info.version}` : node,
+      }),
+      stats([
+        {label: 'Topics', value: num(topics.length), id: 'topics'},
+        {label: 'Channels', value: num(channelCount), id: 'channels'},
+        {label: 'Messages', value: num(res.total_messages), id: 'total-messages'},
+        {label: 'Clients', value: num(res.total_clients), id: 'total-clients'},
+      ]),
+      topics.length
+        ? h('div', {class: 'cards'}, topics.map((t) => topicBlock(node, t)))
+        : h('div', {class: 'empty'}, h('p', null, 'This node has no topics.')))
+  },
+}

@@ -1,0 +1,134 @@
+// Building blocks shared by the pages.
+
+import {h} from './dom.js'
+import {config, href} from './api.js'
+import {latency, num, quantile} from './fmt.js'
+
+export function link(path, text, props = {}) {
+  return h('a', {href: href(path), ...props}, text)
+}
+
+export function banner(kind, text, extra) {
+  return h('div', {class: `banner banner-${kind}`, role: kind === 'error' ? 'alert' : 'status'}, text, extra || null)
+}
+
+export function pill(text, kind = 'neutral', title) {
+  return h('span', {class: `pill pill-${kind}`, title}, text)
+}
+
+export function button(label, onclick, {kind = '', key, title, small = true, disabled = false} = {}) {
+  return h('button', {
+    type: 'button',
+    class: ['btn', small && 'btn-sm', kind && `btn-${kind}`],
+    onclick,
+    title,
+    disabled,
+    'data-key': key,
+    'data-action': key,
+  }, label)
+}
+
+// A page heading with breadcrumbs, badges and (admin only) actions.
+export function pageHeader({crumbs = [], title, badges = [], actions = [], sub}) {
+  return h('div', {class: 'page-head'},
+    crumbs.length ? h('nav', {class: 'crumbs', 'aria-label': 'Breadcrumb'},
+      h('ol', null, crumbs.map((c) => h('li', null, c)))) : null,
+    h('div', {class: 'page-title-row'},
+      h('h1', {class: 'page-title', tabindex: '-1'}, title, ...badges.filter(Boolean).map((b) => [' ', b])),
+      config.isAdmin && actions.filter(Boolean).length
+        ? h('div', {class: 'page-actions', role: 'group', 'aria-label': 'Actions'}, actions.filter(Boolean))
+        : null),
+    sub ? h('p', {class: 'page-sub'}, sub) : null)
+}
+
+export function section(title, ...children) {
+  const id = 'sec-' + String(title).toLowerCase().replace(/[^a-z0-9]+/g, '-')
+  return h('section', {class: 'section', 'aria-labelledby': id, 'data-key': id},
+    h('h2', {class: 'section-title', id}, title), ...children)
+}
+
+// Summary tiles: [{label, value, hint, kind}]
+export function stats(items) {
+  return h('dl', {class: 'stats'}, items.filter(Boolean).map((it) =>
+    h('div', {class: ['stat', it.kind && `stat-${it.kind}`], 'data-stat': it.id || it.label},
+      h('dt', null, it.label),
+      h('dd', null, it.value, it.hint ? h('small', null, it.hint) : null))))
+}
+
+// table({columns: [{label, num, title}], rows: [[cell...] | {cells, cls, key}], foot, empty, label})
+export function table({columns, rows, foot, empty = 'Nothing here.', label, cls}) {
+  const head = h('thead', null, h('tr', null, columns.map((c) =>
+    h('th', {scope: 'col', class: [c.num && 'num', c.cls], title: c.title}, c.label))))
+  const bodyRows = rows.map((r) => {
+    const row = Array.isArray(r) ? {cells: r} : r
+    return h('tr', {class: row.cls, 'data-key': row.key, 'data-row': row.key},
+      row.cells.map((cell, i) => {
+        const c = columns[i] || {}
+        return i === 0 && !c.num
+          ? h('th', {scope: 'row', class: c.cls}, cell)
+          : h('td', {class: [c.num && 'num', c.cls]}, cell)
+      }))
+  })
+  if (!bodyRows.length) {
+    bodyRows.push(h('tr', {class: 'empty-row'}, h('td', {colspan: columns.length}, empty)))
+  }
+  const tfoot = foot ? h('tfoot', null, h('tr', {class: 'totals'}, foot.map((cell, i) => {
+    const c = columns[i] || {}
+    return i === 0 ? h('th', {scope: 'row'}, cell) : h('td', {class: [c.num && 'num', c.cls]}, cell)
+  }))) : null
+  return h('div', {class: 'table-wrap', tabindex: '0', role: 'region', 'aria-label': label || 'table'},
+    h('table', {class: ['table', cls]}, head, h('tbody', null, bodyRows), tfoot))
+}
+
+// Depth with its memory and backend parts.
+export function depthCell(depth, memory, backend) {
+  return h('span', {class: 'depth'}, num(depth),
+    h('small', {class: 'split', title: 'in memory + on disk'}, `${num(memory)} + ${num(backend)}`))
+}
+
+export function yesNo(v, yes = 'yes', no = 'no') {
+  return v ? pill(yes, 'ok') : h('span', {class: 'muted'}, no)
+}
+
+// Percentiles of an e2e aggregate; merged ones carry average/max, per-node ones value.
+export function percentiles(e2e) {
+  if (!e2e || !Array.isArray(e2e.percentiles)) return []
+  return e2e.percentiles.map((p) => ({
+    quantile: Number(p.quantile),
+    value: p.value ?? p.average ?? p.max,
+    max: p.max ?? p.value,
+  }))
+}
+
+// Table of e2e latency: a row per node plus the merged row.
+export function e2eTable(total, nodes) {
+  const merged = percentiles(total && total.e2e_processing_latency)
+  const quantiles = [...new Set([
+    ...merged.map((p) => p.quantile),
+    ...nodes.flatMap((n) => percentiles(n.e2e_processing_latency).map((p) => p.quantile)),
+  ])].sort((a, b) => b - a)
+  if (!quantiles.length) return null
+  const cellsFor = (list, useMax) => quantiles.map((q) => {
+    const p = list.find((x) => x.quantile === q)
+    if (!p) return '–'
+    return useMax && p.max !== undefined && p.max !== p.value
+      ? h('span', {title: `max ${latency(p.max)}`}, latency(p.value))
+      : latency(p.value)
+  })
+  return table({
+    label: 'End-to-end processing latency',
+    columns: [{label: 'Node'}, ...quantiles.map((q) => ({label: quantile(q), num: true}))],
+    rows: nodes.map((n) => ({key: n.node, cells: [nodeLink(n.node, n.hostname), ...cellsFor(percentiles(n.e2e_processing_latency))]})),
+    foot: merged.length ? ['All nodes (average)', ...cellsFor(merged, true)] : null,
+  })
+}
+
+export function nodeLink(node, hostname) {
+  if (!node || node === '*') return hostname || node || '–'
+  return h('a', {href: href(`nodes/${encodeURIComponent(node)}`), class: 'node-link'},
+    h('span', null, node), hostname && hostname !== node ? h('small', null, hostname) : null)
+}
+
+export function loading(text = 'Loading…') {
+  return h('div', {class: 'loading', role: 'status'}, h('span', {class: 'spinner', 'aria-hidden': 'true'}), text)
+}

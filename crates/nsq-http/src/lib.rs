@@ -35,6 +35,7 @@
 
 pub mod body;
 pub mod client;
+pub mod compress;
 pub mod json;
 pub mod path;
 pub mod query;

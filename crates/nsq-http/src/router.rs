@@ -300,6 +300,7 @@ pub struct Router<S> {
     trees: Vec<MethodRoutes<S>>,
     pre_dispatch: Option<PreDispatch<S>>,
     unlogged: HashSet<String>,
+    compress: bool,
 }
 
 impl<S> Default for Router<S> {
@@ -308,6 +309,7 @@ impl<S> Default for Router<S> {
             trees: Vec::new(),
             pre_dispatch: None,
             unlogged: HashSet::new(),
+            compress: false,
         }
     }
 }
@@ -451,9 +453,33 @@ impl<S: Send + Sync + 'static> Router<S> {
         Some(methods.join(", "))
     }
 
+    /// Compresses every response (errors and redirects included) for clients that accept gzip
+    /// or deflate, as nsqadmin does; see [`crate::compress`].
+    pub fn compress_responses(&mut self) -> &mut Self {
+        self.compress = true;
+        self
+    }
+
     /// Answers one request. Never fails: every outcome, including a panicking handler, is a
     /// response.
     pub async fn dispatch(
+        &self,
+        state: Arc<S>,
+        request: Request<RequestBody>,
+        remote_addr: RemoteAddr,
+    ) -> Response {
+        if !self.compress {
+            return self.dispatch_plain(state, request, remote_addr).await;
+        }
+        let encoding = crate::compress::negotiate(request.headers());
+        let response = self.dispatch_plain(state, request, remote_addr).await;
+        match encoding {
+            Some(encoding) => crate::compress::compress(response, encoding),
+            None => response,
+        }
+    }
+
+    async fn dispatch_plain(
         &self,
         state: Arc<S>,
         request: Request<RequestBody>,

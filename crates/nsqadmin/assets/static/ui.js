@@ -52,7 +52,7 @@ export function stats(items) {
   return h('dl', {class: 'stats'}, items.filter(Boolean).map((it) =>
     h('div', {class: ['stat', it.kind && `stat-${it.kind}`], 'data-stat': it.id || it.label},
       h('dt', null, it.label),
-      h('dd', null, it.value, it.hint ? h('small', null, it.hint) : null))))
+      h('dd', null, h('span', {class: 'stat-value'}, it.value), it.hint ? h('small', null, it.hint) : null))))
 }
 
 // table({columns: [{label, num, title}], rows: [[cell...] | {cells, cls, key}], foot, empty, label})

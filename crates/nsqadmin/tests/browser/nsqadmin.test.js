@@ -192,7 +192,7 @@ describe('pages', () => {
     assert.equal(digits(cells[await columnIndex(p, CLIENTS, 'RDY')]), 3)
     assert.equal(cells[await columnIndex(p, CLIENTS, 'Node')], cluster.a.http)
     assert.match(cells[await columnIndex(p, CLIENTS, 'Connected')], /^\d+[smhd]/)
-    assert.equal(digits(await p.textContent('[data-stat="in-flight"] dd')), 3)
+    assert.equal(digits(await p.textContent('[data-stat="in-flight"] .stat-value')), 3)
     assert.ok(await rowCells(p, NODES, cluster.a.http))
     assert.ok(await rowCells(p, NODES, cluster.b.http))
   })
@@ -233,11 +233,11 @@ describe('pages', () => {
     for (const ch of ['archive', 'billing', 'live#ephemeral', 'trash']) {
       assert.ok(await rowCells(p, card, ch), `channel ${ch}`)
     }
-    assert.equal(digits(await p.textContent('[data-stat="total-clients"] dd')), 2)
+    assert.equal(digits(await p.textContent('[data-stat="total-clients"] .stat-value')), 2)
     const stats = await (await ok('GET', `http://${cluster.a.http}/stats?format=json`)).json
     const topics = (stats.data || stats).topics
     const total = topics.reduce((n, t) => n + t.message_count, 0)
-    assert.equal(digits(await p.textContent('[data-stat="total-messages"] dd')), total)
+    assert.equal(digits(await p.textContent('[data-stat="total-messages"] .stat-value')), total)
     await p.click(`${card} details.clients-details summary >> text=archive`)
     await p.waitForSelector(`${card} details[open] .table-clients`)
     assert.match(await p.textContent(`${card} details[open]`), /holder/)
@@ -342,10 +342,10 @@ describe('actions', () => {
     const p = await page()
     await p.goto(ui('topics/orders/billing'))
     await settled(p)
-    assert.equal(digits(await p.textContent('[data-stat="depth"] dd')), 20)
+    assert.equal(digits(await p.textContent('[data-stat="depth"] .stat-value')), 20)
     await confirmAction(p, 'empty-channel')
     await waitFor('billing to be empty', async () => (await channelStats(cluster.a, 'orders', 'billing')).depth === 0)
-    await pageWait(p, 'the page to show depth 0', () => /^0/.test(document.querySelector('[data-stat="depth"] dd').textContent))
+    await pageWait(p, 'the page to show depth 0', () => /^0/.test(document.querySelector('[data-stat="depth"] .stat-value').textContent))
   })
 
   test('delete a channel', async () => {
@@ -364,7 +364,7 @@ describe('actions', () => {
     const p = await page()
     await p.goto(ui('topics/backlog'))
     await settled(p)
-    assert.equal(digits(await p.textContent('[data-stat="depth"] dd')), 7)
+    assert.equal(digits(await p.textContent('[data-stat="depth"] .stat-value')), 7)
     await confirmAction(p, 'pause-topic')
     await waitFor('backlog paused', async () => (await topicStats(cluster.b, 'backlog')).paused)
     await p.click('button[data-action="unpause-topic"]')
@@ -468,7 +468,7 @@ describe('layout', () => {
         await p.goto(ui(typeof path === 'function' ? path() : path))
         await settled(p)
         if (name === 'topic' || name === 'channel') {
-          await p.waitForSelector('figure[data-chart="depth"] path.line')
+          await p.waitForSelector('figure[data-chart="depth"] path.line', {state: 'attached'})
         }
         if (name === 'counter') await pageWait(p, 'a rate', () => /msg\/s/.test(document.querySelector('#counter-rate').textContent))
         const overflow = await p.evaluate(() => document.documentElement.scrollWidth - window.innerWidth)

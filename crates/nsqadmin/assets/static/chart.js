@@ -75,7 +75,7 @@ export function lineChart(opts) {
   }
   if (tMin === undefined) tMin = 0
   if (tMax === undefined || tMax <= tMin) tMax = tMin + 1
-  const {top, step} = niceScale(vMax, 4)
+  const {top, step} = niceScale(Math.max(vMax, opts.minTop || 0), 4)
   const x = (t) => MARGIN.left + ((t - tMin) / (tMax - tMin)) * plotW
   const y = (v) => MARGIN.top + plotH - (v / top) * plotH
 

@@ -63,7 +63,7 @@ function windowPicker(current, retention, onPick) {
 }
 
 // The charts section for `hist` (from loadHistory).
-export function historySection(hist, ctx, {title = 'History'} = {}) {
+export function historySection(hist, ctx, {title = 'History', depthTitle = 'Depth'} = {}) {
   const head = (extra) => h('div', {class: 'section-head'},
     h('h2', {class: 'section-title', id: 'sec-history'}, title), extra)
   if (!historyEnabled()) {
@@ -93,16 +93,17 @@ export function historySection(hist, ctx, {title = 'History'} = {}) {
   const charts = [
     lineChart({...common, id: 'rate', title: 'Message rate (msg/s)', format: rate,
       series: [{label: 'rate', points: series('rate')}]}),
-    lineChart({...common, id: 'depth', title: 'Depth',
+    lineChart({...common, id: 'depth', title: depthTitle,
       series: [{label: 'depth', points: series('depth'), tone: 1}]}),
     lineChart({...common, id: 'in-flight', title: 'In flight and deferred',
       series: [{label: 'in flight', points: series('in_flight_count'), tone: 2}, {label: 'deferred', points: series('deferred_count'), tone: 3}]}),
-    lineChart({...common, id: 'e2e', title: 'End-to-end latency', format: latency, axisFormat: latency,
-      empty: 'No latency samples (nsqd runs without --e2e-processing-latency-percentile?)',
+    lineChart({...common, id: 'e2e', title: 'End-to-end latency', format: latency, axisFormat: latency, minTop: 1e6,
+      empty: 'No latency measured yet (needs consumers, and nsqd with --e2e-processing-latency-percentile)',
       series: quantiles.map((q, i) => ({label: quantile(q), tone: (i + 4) % 6,
         points: samples.map((s) => {
           const p = (s.e2e || []).find((x) => Number(x.quantile) === q)
-          return [s.ts, p ? p.value : null]
+          // nsqd reports 0 for a percentile it has no sample for.
+          return [s.ts, p && Number(p.value) > 0 ? p.value : null]
         })}))}),
     lineChart({...common, id: 'requeues', title: 'Requeued and timed out (msg/s)', format: rate,
       series: [{label: 'requeued', points: deltaRate(samples, 'requeue_count', interval), tone: 3},

@@ -29,7 +29,7 @@ function topicBlock(node, t) {
         h('div', null, h('dt', null, 'Depth'), h('dd', null, num(t.depth), h('small', null, ` (${num(t.memory_depth ?? (t.depth - (t.backend_depth || 0)))} + ${num(t.backend_depth)})`))),
         h('div', null, h('dt', null, 'Messages'), h('dd', null, num(t.message_count))),
         h('div', null, h('dt', null, 'Channels'), h('dd', null, num(channels.length))))),
-    table({
+    !channels.length ? h('p', {class: 'card-note muted'}, 'No channels: messages stay in the topic until a consumer subscribes.') : table({
       label: `Channels of ${name}`,
       cls: 'table-channels',
       columns: [

@@ -3,7 +3,7 @@
 import {h} from './dom.js'
 import {config, enc, get, href, warningOf} from './api.js'
 import {num} from './fmt.js'
-import {banner, pageHeader, pill, table} from './ui.js'
+import {banner, nodeLink, pageHeader, pill, table} from './ui.js'
 
 const TOPIC_CHIPS = 8
 
@@ -48,7 +48,7 @@ export default {
         key: id,
         cls: [n.out_of_date && 'row-warn', inconsistent(n) && 'row-warn'].filter(Boolean).join(' ') || undefined,
         cells: [
-          h('span', {class: 'name-cell'}, h('a', {href: href(`nodes/${enc(id)}`), class: 'node-link'}, h('span', null, n.hostname || id)),
+          h('span', {class: 'name-cell'}, nodeLink(id, n.hostname),
             inconsistent(n) ? pill(`seen by ${(n.remote_addresses || []).length} of ${lookupds} lookupd`, 'warn',
               `Registered with: ${(n.remote_addresses || []).join(', ') || 'none'}`) : null),
           h('code', null, n.broadcast_address),
@@ -70,7 +70,7 @@ export default {
         label: 'nsqd nodes',
         cls: 'table-node-list',
         columns: [
-          {label: 'Hostname'}, {label: 'Broadcast address'}, {label: 'TCP port', num: true}, {label: 'HTTP port', num: true},
+          {label: 'Node'}, {label: 'Broadcast address'}, {label: 'TCP port', num: true}, {label: 'HTTP port', num: true},
           {label: 'Version'}, {label: 'Topics', num: true}, {label: 'Topic names'},
         ],
         rows,

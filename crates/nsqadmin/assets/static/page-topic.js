@@ -149,7 +149,7 @@ export default {
         const e2e = e2eTable(data, nodes)
         return e2e ? section('End-to-end latency', e2e) : null
       })(),
-      historySection(hist, ctx),
+      historySection(hist, ctx, {depthTitle: 'Topic depth (messages not yet passed to channels)'}),
       config.graphEnabled ? section('Graphite',
         h('div', {class: 'chart-grid'},
           graphiteImage('Message rate', [target({topic: t, key: 'message_count'})], {width: ctx.chartWidth()}),

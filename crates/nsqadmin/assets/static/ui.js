@@ -30,15 +30,13 @@ export function button(label, onclick, {kind = '', key, title, small = true, dis
 
 // A page heading with breadcrumbs, badges and (admin only) actions.
 export function pageHeader({crumbs = [], title, badges = [], actions = [], sub}) {
-  return h('div', {class: 'page-head'},
+  const shown = config.isAdmin ? actions.filter(Boolean) : []
+  return h('div', {class: ['page-head', shown.length && 'has-actions']},
     crumbs.length ? h('nav', {class: 'crumbs', 'aria-label': 'Breadcrumb'},
       h('ol', null, crumbs.map((c) => h('li', null, c)))) : null,
-    h('div', {class: 'page-title-row'},
-      h('h1', {class: 'page-title', tabindex: '-1'}, title, ...badges.filter(Boolean).map((b) => [' ', b])),
-      config.isAdmin && actions.filter(Boolean).length
-        ? h('div', {class: 'page-actions', role: 'group', 'aria-label': 'Actions'}, actions.filter(Boolean))
-        : null),
-    sub ? h('p', {class: 'page-sub'}, sub) : null)
+    h('h1', {class: 'page-title', tabindex: '-1'}, title, ...badges.filter(Boolean).map((b) => [' ', b])),
+    sub ? h('p', {class: 'page-sub'}, sub) : null,
+    shown.length ? h('div', {class: 'page-actions', role: 'group', 'aria-label': 'Actions'}, shown) : null)
 }
 
 export function section(title, ...children) {
@@ -91,8 +89,9 @@ export function yesNo(v, yes = 'yes', no = 'no') {
 }
 
 // Percentiles of an e2e aggregate; merged ones carry average/max, per-node ones value.
+// An aggregate that counted no message has no meaningful percentiles.
 export function percentiles(e2e) {
-  if (!e2e || !Array.isArray(e2e.percentiles)) return []
+  if (!e2e || !Array.isArray(e2e.percentiles) || Number(e2e.count) === 0) return []
   return e2e.percentiles.map((p) => ({
     quantile: Number(p.quantile),
     value: p.value ?? p.average ?? p.max,
@@ -100,17 +99,15 @@ export function percentiles(e2e) {
   }))
 }
 
-// Table of e2e latency: a row per node plus the merged row.
+// Table of e2e latency: a row per node plus the merged row; null when nothing was measured.
 export function e2eTable(total, nodes) {
   const merged = percentiles(total && total.e2e_processing_latency)
-  const quantiles = [...new Set([
-    ...merged.map((p) => p.quantile),
-    ...nodes.flatMap((n) => percentiles(n.e2e_processing_latency).map((p) => p.quantile)),
-  ])].sort((a, b) => b - a)
+  const perNode = nodes.map((n) => percentiles(n.e2e_processing_latency))
+  const quantiles = [...new Set([...merged, ...perNode.flat()].map((p) => p.quantile))].sort((a, b) => b - a)
   if (!quantiles.length) return null
   const cellsFor = (list, useMax) => quantiles.map((q) => {
     const p = list.find((x) => x.quantile === q)
-    if (!p) return '–'
+    if (!p) return h('span', {class: 'muted', title: 'no messages measured'}, '–')
     return useMax && p.max !== undefined && p.max !== p.value
       ? h('span', {title: `max ${latency(p.max)}`}, latency(p.value))
       : latency(p.value)
@@ -118,8 +115,8 @@ export function e2eTable(total, nodes) {
   return table({
     label: 'End-to-end processing latency',
     columns: [{label: 'Node'}, ...quantiles.map((q) => ({label: quantile(q), num: true}))],
-    rows: nodes.map((n) => ({key: n.node, cells: [nodeLink(n.node, n.hostname), ...cellsFor(percentiles(n.e2e_processing_latency))]})),
-    foot: merged.length ? ['All nodes (average)', ...cellsFor(merged, true)] : null,
+    rows: nodes.map((n, i) => ({key: n.node, cells: [nodeLink(n.node, n.hostname), ...cellsFor(perNode[i])]})),
+    foot: nodes.length > 1 && merged.length ? ['All nodes (average)', ...cellsFor(merged, true)] : null,
   })
 }
 

@@ -99,6 +99,18 @@ before(async () => {
   await pub(b, 'spread', 2)
   for (const n of [a, b]) await ok('POST', `http://${n.http}/channel/create?topic=orders&channel=trash`)
 
+  // stream: steady traffic on b for the whole run, so charts and the counter move.
+  // work is consumed (and finished) as it arrives; audit has no consumer and grows.
+  await ok('POST', `http://${b.http}/topic/create?topic=stream`)
+  for (const ch of ['work', 'audit']) await ok('POST', `http://${b.http}/channel/create?topic=stream&channel=${ch}`)
+  cluster.worker = await consume({address: b.tcp, topic: 'stream', channel: 'work', clientId: 'worker', rdy: 20, finish: true})
+  let tick = 0
+  cluster.ticker = setInterval(() => {
+    tick++
+    const n = 2 + Math.round(2 * Math.sin(tick / 8))
+    pub(b, 'stream', n, `t${tick}`).catch(() => {})
+  }, 100)
+
   await waitFor('the consumer to hold 3 messages in flight', async () => {
     const c = await channelStats(a, 'orders', 'archive')
     return c && c.in_flight_count === 3 && c.depth === 17
@@ -118,9 +130,10 @@ before(async () => {
 })
 
 after(async () => {
+  clearInterval(cluster.ticker)
   for (const p of pages) await p.closeAll().catch(() => {})
   if (browser) await browser.close()
-  for (const c of [cluster.holder, cluster.live]) if (c) c.close()
+  for (const c of [cluster.holder, cluster.live, cluster.worker]) if (c) c.close()
   for (const d of [cluster.partial, cluster.acl, cluster.admin, cluster.a, cluster.b, cluster.lookupd]) if (d) await d.stop()
 })
 
@@ -454,10 +467,10 @@ describe('access and base path', () => {
 describe('layout', () => {
   const shots = [
     ['topics', ''],
-    ['topic', 'topics/orders'],
-    ['channel', 'topics/orders/archive'],
+    ['topic', 'topics/stream'],
+    ['channel', 'topics/stream/work'],
     ['nodes', 'nodes'],
-    ['node', () => `nodes/${enc(cluster.a.http)}`],
+    ['node', () => `nodes/${enc(cluster.b.http)}`],
     ['counter', 'counter'],
     ['lookup', 'lookup'],
   ]
@@ -468,7 +481,10 @@ describe('layout', () => {
         await p.goto(ui(typeof path === 'function' ? path() : path))
         await settled(p)
         if (name === 'topic' || name === 'channel') {
-          await p.waitForSelector('figure[data-chart="depth"] path.line', {state: 'attached'})
+          await pageWait(p, 'a rate line with points', () => {
+            const line = document.querySelector('figure[data-chart="rate"] path.line')
+            return line && Number(line.dataset.points) >= 5
+          })
         }
         if (name === 'counter') await pageWait(p, 'a rate', () => /msg\/s/.test(document.querySelector('#counter-rate').textContent))
         const overflow = await p.evaluate(() => document.documentElement.scrollWidth - window.innerWidth)

@@ -46,7 +46,7 @@ export default {
         h('div', {class: 'counter-value', id: 'counter-total', 'data-value': String(data.total), 'aria-live': 'polite'}, num(data.total)),
         h('div', {class: 'counter-rate', id: 'counter-rate'},
           data.perSecond === null ? 'measuring rate…' : `${rate(data.perSecond)} msg/s`)),
-      readings.length > 1 ? lineChart({
+      readings.filter((r) => r.rate !== null).length > 1 ? lineChart({
         id: 'counter-rate-chart',
         title: 'Rate while this page is open (msg/s)',
         width: ctx.fullWidth(),

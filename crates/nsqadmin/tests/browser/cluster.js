@@ -141,11 +141,12 @@ function nsqd(name, lookupd, extra = []) {
   return d
 }
 
+// nsqadmin asking `lookupd` (or, with lookupd null, only the nsqd given in `extra`).
 function nsqadmin(name, lookupd, extra = []) {
   return new Daemon(name, binary('NSQADMIN_BIN', 'nsqadmin'), [
     '--http-address=127.0.0.1:0',
-    `--lookupd-http-address=${lookupd.http}`,
-    '--history-interval=1s',
+    ...(lookupd ? [`--lookupd-http-address=${lookupd.http}`] : []),
+    ...(extra.some((a) => a.startsWith('--history-interval')) ? [] : ['--history-interval=1s']),
     ...extra,
   ], ['HTTP'])
 }

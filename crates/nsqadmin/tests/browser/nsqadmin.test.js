@@ -71,9 +71,13 @@ before(async () => {
   cluster.admin = await nsqadmin('nsqadmin', cluster.lookupd).start()
   // Read-only unless X-Forwarded-User: alice, served under /admin/.
   cluster.acl = await nsqadmin('nsqadmin-acl', cluster.lookupd, ['--admin-user=alice', '--base-path=/admin']).start()
-  // A second, unreachable lookupd: every answer is partial.
-  cluster.partial = await nsqadmin('nsqadmin-partial', cluster.lookupd, ['--lookupd-http-address=127.0.0.1:1']).start()
+  // A second, unreachable lookupd: every answer is partial. Graphite configured (and unreachable).
+  cluster.partial = await nsqadmin('nsqadmin-partial', cluster.lookupd,
+    ['--lookupd-http-address=127.0.0.1:1', '--graphite-url=http://127.0.0.1:1', '--statsd-interval=10s']).start()
   const {a, b} = cluster
+  // No lookupd, a fixed list of nsqd, and no history.
+  cluster.direct = await nsqadmin('nsqadmin-direct', null,
+    [`--nsqd-http-address=${a.http}`, `--nsqd-http-address=${b.http}`, '--history-interval=0']).start()
 
   // orders: on both nodes; archive on both (a consumer holds 3 in flight on a),
   // billing paused on a, an ephemeral channel with a consumer that finishes everything.
@@ -134,7 +138,7 @@ after(async () => {
   for (const p of pages) await p.closeAll().catch(() => {})
   if (browser) await browser.close()
   for (const c of [cluster.holder, cluster.live, cluster.worker]) if (c) c.close()
-  for (const d of [cluster.partial, cluster.acl, cluster.admin, cluster.a, cluster.b, cluster.lookupd]) if (d) await d.stop()
+  for (const d of [cluster.direct, cluster.partial, cluster.acl, cluster.admin, cluster.a, cluster.b, cluster.lookupd]) if (d) await d.stop()
 })
 
 describe('pages', () => {
@@ -461,6 +465,67 @@ describe('access and base path', () => {
     assert.match(await p.textContent('main'), /WARNING/)
     await p.waitForSelector('.row-warn')
     assert.match(await p.textContent('.row-warn'), /seen by 1 of 2/)
+  })
+})
+
+describe('other configurations', () => {
+  test('graphite graphs use statsd metric names under the graphite URL', async () => {
+    const p = await page()
+    await p.goto(ui('topics/stream', cluster.partial))
+    await settled(p)
+    await p.waitForSelector('figure.chart-graphite img')
+    const srcs = await p.$$eval('figure.chart-graphite img', (imgs) => imgs.map((i) => i.getAttribute('src')))
+    assert.ok(srcs.every((s) => s.startsWith('http://127.0.0.1:1/render?')), srcs.join('\n'))
+    const targets = srcs.map((s) => new URL(s).searchParams.getAll('target')).flat()
+    assert.ok(targets.includes('scale(summarize(sumSeries(stats.counters.nsq.*.topic.stream.message_count.count),"10sec","avg"),0.1)'), targets.join('\n'))
+    assert.ok(targets.includes('summarize(sumSeries(stats.gauges.nsq.*.topic.stream.depth),"10sec","avg")'), targets.join('\n'))
+    const node = cluster.b.http.replace(/[.:]/g, '_')
+    assert.ok(targets.includes(`summarize(stats.gauges.nsq.${node}.topic.stream.depth,"10sec","avg")`), targets.join('\n'))
+    await p.goto(ui('', cluster.partial))
+    await settled(p)
+    assert.ok(await p.$('img.graphite-spark'), 'topic list sparklines')
+  })
+
+  test('with a fixed list of nsqd and no history', async () => {
+    const p = await page()
+    await p.goto(ui('', cluster.direct))
+    await settled(p)
+    await p.waitForSelector('a.topic-link >> text=orders')
+    assert.equal(await p.$('.sparkline'), null, 'no history sparklines')
+    await p.goto(ui('topics/orders', cluster.direct))
+    await settled(p)
+    assert.ok(await rowCells(p, NODES, cluster.a.http))
+    assert.ok(await rowCells(p, NODES, cluster.b.http))
+    assert.equal(await p.$('button[data-action^="tombstone-"]'), null, 'no tombstones without lookupd')
+    assert.match(await p.textContent('section[data-key="history"]'), /turned off/)
+    await p.goto(ui('lookup', cluster.direct))
+    await settled(p)
+    assert.match(await p.textContent('main'), /no nsqlookupd is configured/)
+    assert.equal(await p.$('#create-form'), null)
+    await p.goto(ui('nodes', cluster.direct))
+    await settled(p)
+    assert.ok(await rowCells(p, 'main', cluster.a.http))
+    assert.equal(await p.$('.row-warn'), null)
+  })
+
+  test('auto-refresh can be paused and resumed', async () => {
+    const p = await page()
+    await p.goto(ui('counter'))
+    await settled(p)
+    await p.waitForSelector('#counter-total')
+    await p.click('#auto-refresh')
+    assert.equal(await p.getAttribute('#auto-refresh', 'aria-pressed'), 'false')
+    const frozen = await p.getAttribute('#counter-total', 'data-value')
+    // A "nothing happens" check needs time: wait until several refresh periods (1 s here) have
+    // passed and nsqd's counts have clearly moved on, then the page must still show the old value.
+    const pausedAt = Date.now()
+    const before = (await topicStats(cluster.b, 'stream')).message_count
+    await waitFor('nsqd to count more messages during 3 refresh periods', async () =>
+      Date.now() - pausedAt >= 3000 && (await topicStats(cluster.b, 'stream')).message_count >= before + 20)
+    assert.equal(await p.getAttribute('#counter-total', 'data-value'), frozen)
+    await p.click('#auto-refresh')
+    assert.equal(await p.getAttribute('#auto-refresh', 'aria-pressed'), 'true')
+    await pageWait(p, 'the counter to move again', (v) => document.querySelector('#counter-total').dataset.value !== v, frozen)
   })
 })
 

@@ -152,6 +152,11 @@ function draw() {
   }
   const fresh = h('div', null, h('div', {class: 'page', 'data-key': current.path}, body))
   morph(main, fresh)
+  // A table wider than the screen scrolls sideways; it must then be reachable with the keyboard.
+  for (const wrap of main.querySelectorAll('.table-wrap')) {
+    if (wrap.scrollWidth > wrap.clientWidth + 1) wrap.setAttribute('tabindex', '0')
+    else wrap.removeAttribute('tabindex')
+  }
   document.title = `${page.title(current.params, current.data)} · nsqadmin`
   drawTools()
 }
@@ -174,8 +179,10 @@ function drawTools() {
         schedule()
         drawTools()
       },
-    }, h('span', {class: ['dot-live', off && 'dot-off'], 'aria-hidden': 'true'}), off ? 'Paused' : `Live · ${REFRESH_SECONDS}s`),
-    h('button', {type: 'button', class: 'btn btn-sm btn-ghost', id: 'refresh-now', onclick: () => refresh(), title: 'Refresh now'}, 'Refresh'))
+    }, h('span', {class: ['dot-live', off && 'dot-off'], 'aria-hidden': 'true'}), off ? 'Paused' : 'Live',
+    off ? null : h('span', {class: 'wide-only'}, ` · ${REFRESH_SECONDS}s`)),
+    h('button', {type: 'button', class: 'btn btn-sm btn-ghost', id: 'refresh-now', onclick: () => refresh(), title: 'Refresh now', 'aria-label': 'Refresh now'},
+      h('span', {class: 'narrow-only', 'aria-hidden': 'true'}, '↻'), h('span', {class: 'wide-only'}, 'Refresh')))
   morph(tools, fresh)
 }
 
@@ -313,5 +320,6 @@ function footer() {
 }
 
 lastWidthClass = chartWidth()
+document.getElementById('version').textContent = config.version ? `v${config.version}` : ''
 footer()
 route(false)

@@ -74,7 +74,7 @@ export function table({columns, rows, foot, empty = 'Nothing here.', label, cls}
     const c = columns[i] || {}
     return i === 0 ? h('th', {scope: 'row'}, cell) : h('td', {class: [c.num && 'num', c.cls]}, cell)
   }))) : null
-  return h('div', {class: 'table-wrap', tabindex: '0', role: 'region', 'aria-label': label || 'table'},
+  return h('div', {class: 'table-wrap', role: 'region', 'aria-label': label || 'table'},
     h('table', {class: ['table', cls]}, head, h('tbody', null, bodyRows), tfoot))
 }
 

@@ -214,6 +214,15 @@ describe('pages', () => {
     assert.ok(await rowCells(p, NODES, cluster.b.http))
   })
 
+  test('an unknown topic shows the server error, and a retry', async () => {
+    const p = await page()
+    await p.goto(ui('topics/no-such-topic'))
+    await p.waitForSelector('.banner-error')
+    assert.match(await p.textContent('.banner-error'), /\S/)
+    assert.ok(await p.$('main button >> text=Try again'))
+    assert.equal(await p.textContent('#version'), 'v1.3.0')
+  })
+
   test('unknown channel gives an empty state, not an error', async () => {
     const p = await page()
     await p.goto(ui('topics/orders/no-such-channel'))

@@ -1,7 +1,7 @@
 //! A real cluster for nsqadmin's tests: nsqlookupd, nsqd and nsqadmin binaries on ephemeral
 //! loopback ports with temporary data directories, plus small fake upstreams (dead, silent,
 //! garbage) and a recorder for notifications.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};

@@ -620,3 +620,49 @@ fn refuses_to_start_without_a_valid_configuration() {
         .expect("run nsqadmin");
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn graphite_rate_and_render_proxy() {
+    let graphite = FakeHttp::start(200, r#"[{"target":"x","datapoints":[[120,1700000000]]}]"#);
+    let admin = start_admin(&[
+        "--nsqd-http-address=127.0.0.1:1".into(),
+        format!("--graphite-url=http://u:p@{}", graphite.addr),
+        "--proxy-graphite".into(),
+    ]);
+    assert_eq!(
+        get(
+            admin.http,
+            "/api/graphite?metric=rate&target=nsq.*.message_count"
+        )
+        .text(),
+        r#"{"rate":"2.00"}"#
+    );
+    let rendered = get(admin.http, "/render?target=x&format=json");
+    assert_eq!(rendered.status, 200);
+    assert_eq!(
+        rendered.text(),
+        r#"[{"target":"x","datapoints":[[120,1700000000]]}]"#
+    );
+    let seen = graphite.requests();
+    assert!(
+        seen[0].starts_with(
+            "GET /render?format=json&from=-120sec&target=nsq.%2A.message_count&until=-60sec HTTP/1.1"
+        ),
+        "{}",
+        seen[0]
+    );
+    assert!(
+        seen[1].starts_with("GET /render?target=x&format=json HTTP/1.1"),
+        "{}",
+        seen[1]
+    );
+    assert!(
+        seen[1].contains("authorization: Basic dTpw")
+            || seen[1].contains("Authorization: Basic dTpw"),
+        "{}",
+        seen[1]
+    );
+    // The UI is told to use the proxy.
+    let shell = get(admin.http, "/").text();
+    assert!(shell.contains(r#""graph_enabled":true"#) && shell.contains(r#""graphite_url":"""#));
+}

@@ -94,6 +94,76 @@ pub fn router(base_path: &str) -> Router<Admin> {
     r
 }
 
+/// The router, plus `GET /render` proxied to graphite when `--proxy-graphite` is set.
+pub fn router_for(opts: &crate::options::Options) -> Router<Admin> {
+    let mut r = router(&opts.base_path);
+    if opts.proxy_graphite {
+        let path = if opts.base_path == "/" {
+            "/render".to_string()
+        } else {
+            format!("{}/render", opts.base_path)
+        };
+        r.get(&path, render_proxy);
+    }
+    r
+}
+
+/// `--proxy-graphite`: the browser asks us, we ask graphite (with the credentials its URL
+/// carries) and pass the answer back.
+async fn render_proxy(admin: Arc<Admin>, ctx: RequestCtx) -> HandlerResult {
+    let opts = admin.opts();
+    let (base, auth) = split_userinfo(&opts.graphite_url);
+    let mut url = format!("{}/render", base.trim_end_matches('/'));
+    if let Some(q) = ctx.uri.query() {
+        url.push('?');
+        url.push_str(q);
+    }
+    let answer = admin
+        .cluster
+        .client()
+        .request_with_auth(http::Method::GET, &url, auth.as_deref())
+        .await;
+    match answer {
+        Ok((status, content_type, body)) => {
+            let mut response = http::Response::new(http_body_util::Full::new(body));
+            *response.status_mut() = status;
+            if let Some(ct) = content_type {
+                response.headers_mut().insert(CONTENT_TYPE, ct);
+            }
+            Ok(response)
+        }
+        Err(e) => {
+            log::error!("http: proxy error: {e}");
+            let mut response = http::Response::new(http_body_util::Full::new(Bytes::new()));
+            *response.status_mut() = StatusCode::BAD_GATEWAY;
+            Ok(response)
+        }
+    }
+}
+
+/// `http://user:pass@host/x` → (`http://host/x`, `Some("Basic …")`).
+fn split_userinfo(url: &str) -> (String, Option<String>) {
+    use base64::Engine as _;
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return (url.to_string(), None);
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    let Some((userinfo, host)) = authority.rsplit_once('@') else {
+        return (url.to_string(), None);
+    };
+    let credentials = if userinfo.contains(':') {
+        userinfo.to_string()
+    } else {
+        format!("{userinfo}:")
+    };
+    let token = base64::engine::general_purpose::STANDARD.encode(credentials);
+    (
+        format!("{scheme}://{host}{path}"),
+        Some(format!("Basic {token}")),
+    )
+}
+
 /// The page shell every UI route returns; the UI routes itself in the browser.
 async fn index(admin: Arc<Admin>, ctx: RequestCtx) -> HandlerResult {
     let opts = admin.opts();
@@ -871,6 +941,21 @@ mod tests {
         assert_eq!(
             decode_body(br#"{"topic":"t"}"#, &["topic", "channel"]).unwrap(),
             ["t", ""]
+        );
+    }
+
+    #[test]
+    fn graphite_credentials_move_to_a_header() {
+        assert_eq!(
+            split_userinfo("http://u:p@graphite:8080/base"),
+            (
+                "http://graphite:8080/base".to_string(),
+                Some("Basic dTpw".to_string())
+            )
+        );
+        assert_eq!(
+            split_userinfo("http://graphite"),
+            ("http://graphite".to_string(), None)
         );
     }
 

@@ -207,6 +207,7 @@ impl History {
             },
             retention: self.retention.as_secs(),
             samples,
+            message: String::new(),
         }
     }
 
@@ -227,6 +228,7 @@ pub struct HistoryAnswer {
     pub interval: f64,
     pub retention: u64,
     pub samples: Vec<Sample>,
+    pub message: String,
 }
 
 #[derive(Debug)]

@@ -548,6 +548,26 @@ mod tests {
     }
 
     #[test]
+    fn config_file_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nsqadmin.cfg");
+        std::fs::write(
+            &path,
+            "nsqlookupd_http_addresses = [\"a:4161\", \"b:4161\"]\nadmin_users = \"alice,bob\"\n\
+             http_client_request_timeout = 1500\nhistory_retention = \"2h\"\nbase_path = \"/x\"\n",
+        )
+        .unwrap();
+        let cfg = format!("--config={}", path.display());
+        let o = run(&[&cfg, "--admin-user=carol"]);
+        assert_eq!(o.lookupd_http_addresses, ["a:4161", "b:4161"]);
+        // The command line wins over the file.
+        assert_eq!(o.admin_users, ["carol"]);
+        assert_eq!(o.http_client_request_timeout, Duration::from_millis(1500));
+        assert_eq!(o.history_retention, secs(7200));
+        assert_eq!(o.base_path, "/x");
+    }
+
+    #[test]
     fn base_path_normalisation() {
         assert_eq!(normalize_base_path(""), "/");
         assert_eq!(normalize_base_path("/"), "/");

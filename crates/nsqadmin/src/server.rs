@@ -66,7 +66,7 @@ pub async fn start(opts: Options) -> Result<Running, StartError> {
     let notifier = (!opts.notification_http_endpoint.is_empty())
         .then(|| Notifier::start(opts.notification_http_endpoint.clone(), Arc::clone(&client)));
     let history = Arc::new(History::new(opts.history_interval, opts.history_retention));
-    let router = Arc::new(crate::api::router(&opts.base_path));
+    let router = Arc::new(crate::api::router_for(&opts));
     let admin = Arc::new(Admin::new(
         opts,
         Cluster::new(Arc::clone(&client)),

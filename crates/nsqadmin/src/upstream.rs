@@ -137,6 +137,18 @@ impl Client {
         Err(UpstreamError::Decode("too many retries".into()))
     }
 
+    /// A request with an optional `Authorization` value; the status, the answer's content type
+    /// and its body.
+    pub async fn request_with_auth(
+        &self,
+        method: Method,
+        url: &str,
+        authorization: Option<&str>,
+    ) -> Result<(StatusCode, Option<http::HeaderValue>, Bytes), UpstreamError> {
+        self.exchange(method, url, Bytes::new(), None, authorization)
+            .await
+    }
+
     /// One request; any status. `content_type` is set when there is a body.
     pub async fn request(
         &self,
@@ -145,6 +157,19 @@ impl Client {
         body: Bytes,
         content_type: Option<&str>,
     ) -> Result<(StatusCode, Bytes), UpstreamError> {
+        self.exchange(method, url, body, content_type, None)
+            .await
+            .map(|(status, _, body)| (status, body))
+    }
+
+    async fn exchange(
+        &self,
+        method: Method,
+        url: &str,
+        body: Bytes,
+        content_type: Option<&str>,
+        authorization: Option<&str>,
+    ) -> Result<(StatusCode, Option<http::HeaderValue>, Bytes), UpstreamError> {
         let go_method = match method {
             Method::POST => "Post",
             Method::PUT => "Put",
@@ -193,6 +218,9 @@ impl Client {
             if let Some(ct) = content_type {
                 builder = builder.header(http::header::CONTENT_TYPE, ct);
             }
+            if let Some(auth) = authorization {
+                builder = builder.header(http::header::AUTHORIZATION, auth);
+            }
             let request = builder
                 .body(Full::new(body.clone()))
                 .map_err(|e| e.to_string())?;
@@ -201,6 +229,7 @@ impl Client {
                 .await
                 .map_err(|e| transport_detail(&e))?;
             let status = response.status();
+            let answer_type = response.headers().get(http::header::CONTENT_TYPE).cloned();
             let bytes = response
                 .into_body()
                 .collect()
@@ -208,7 +237,7 @@ impl Client {
                 .map_err(|e| transport_detail(&e))?
                 .to_bytes();
             self.put_back(key.clone(), sender);
-            Ok::<_, String>((status, bytes))
+            Ok::<_, String>((status, answer_type, bytes))
         };
         match tokio::time::timeout(self.request_timeout, exchange).await {
             Ok(Ok(answer)) => Ok(answer),

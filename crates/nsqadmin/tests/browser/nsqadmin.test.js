@@ -130,7 +130,7 @@ before(async () => {
     return (res.json.samples || []).length >= 3
   }, 20000)
   browser = await launch()
-  console.log(`# cluster and browser up in ${Date.now() - started} ms`)
+  console.log(`cluster and browser up in ${Date.now() - started} ms`)
 })
 
 after(async () => {

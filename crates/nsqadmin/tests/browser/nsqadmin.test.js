@@ -103,6 +103,10 @@ before(async () => {
   await pub(b, 'spread', 2)
   for (const n of [a, b]) await ok('POST', `http://${n.http}/channel/create?topic=orders&channel=trash`)
 
+  // planned: known to nsqlookupd only (no nsqd carries it), with a channel.
+  await ok('POST', `http://${cluster.lookupd.http}/topic/create?topic=planned`)
+  await ok('POST', `http://${cluster.lookupd.http}/channel/create?topic=planned&channel=later`)
+
   // stream: steady traffic on b for the whole run, so charts and the counter move.
   // work is consumed (and finished) as it arrives; audit has no consumer and grows.
   await ok('POST', `http://${b.http}/topic/create?topic=stream`)
@@ -326,6 +330,7 @@ describe('pages', () => {
     await confirmAction(p, 'delete-topic-fresh-topic')
     await waitFor('fresh-topic to leave nsqlookupd', async () => !(await lookupdTopics()).includes('fresh-topic'))
     await p.waitForSelector('li.inactive-topic[data-topic="fresh-topic"]', {state: 'detached'})
+    assert.ok(await p.$('li.inactive-topic[data-topic="planned"] [data-channel="later"]'), 'lookupd-only topic with its channel')
   })
 })
 

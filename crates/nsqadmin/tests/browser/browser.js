@@ -1,6 +1,6 @@
 'use strict'
 
-// Headless Chromium through playwright-core, and small page helpers.
+// Headless Chromium through playwright-core, and small page utilities.
 
 const fs = require('node:fs')
 const path = require('node:path')

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every check and test: formatting, lints, unit and integration tests (real binaries on
 # ephemeral loopback ports), then interop tests with real third-party clients, which this
-# script installs from PyPI and npm on first use, and a few seconds of every fuzz target (needs a
-# nightly toolchain; skipped without one).
+# script installs from PyPI and npm on first use, browser tests of nsqadmin's web UI in headless
+# Chromium (installed from Debian's packages when missing), and a few seconds of every fuzz
+# target (needs a nightly toolchain; skipped without one).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,5 +23,7 @@ else
 fi
 echo "== interop tests"
 NSQD_BIN="$PWD/target/debug/nsqd" scripts/interop.sh
+echo "== browser tests"
+scripts/browser-test.sh
 echo "== fuzz smoke"
 scripts/fuzz-smoke.sh

@@ -1,6 +1,7 @@
 //! Built-in history for the UI's charts: the cluster's per-topic and per-channel figures,
 //! sampled every `--history-interval` and kept for `--history-retention` in compact ring
-//! buffers. Recording takes the time as an argument, so tests drive it without waiting.
+//! buffers. Recording takes the time (Unix milliseconds) as an argument, so tests drive it
+//! without waiting; rates use the real time between samples, not whole seconds.
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
@@ -31,11 +32,11 @@ pub struct Snapshot {
 /// Figures with merged e2e percentiles as `(quantile, nanoseconds)`.
 pub type Entry = (Figures, Vec<(f64, f64)>);
 
-/// A stored point: 32 bytes, figures as f32 (charts need no more precision), time as seconds
-/// since the series began.
+/// A stored point: 36 bytes, figures as f32 (charts need no more precision), time in Unix
+/// milliseconds.
 #[derive(Debug, Clone, Copy)]
 struct Point {
-    offset: u32,
+    ts_ms: i64,
     depth: f32,
     in_flight: f32,
     deferred: f32,
@@ -48,7 +49,6 @@ struct Point {
 
 #[derive(Debug)]
 struct Series {
-    base: i64,
     points: VecDeque<Point>,
     /// Message counts are kept exactly for the last point only, to compute the next rate.
     last: Option<(i64, i64)>,
@@ -59,9 +59,8 @@ struct Series {
 }
 
 impl Series {
-    fn new(base: i64) -> Series {
+    fn new() -> Series {
         Series {
-            base,
             points: VecDeque::new(),
             last: None,
             quantiles: Vec::new(),
@@ -73,7 +72,7 @@ impl Series {
     fn push(&mut self, now: i64, f: &Figures, e2e: &[(f64, f64)], max_gap: i64) {
         let rate = match self.last {
             Some((t, c)) if now > t && now - t <= max_gap && f.message_count >= c => {
-                (f.message_count - c) as f32 / (now - t) as f32
+                (f.message_count - c) as f32 * 1000.0 / (now - t) as f32
             }
             _ => f32::NAN,
         };
@@ -85,7 +84,7 @@ impl Series {
             self.e2e.iter_mut().for_each(Vec::clear);
         }
         self.points.push_back(Point {
-            offset: u32::try_from(now - self.base).unwrap_or(u32::MAX),
+            ts_ms: now,
             depth: f.depth as f32,
             in_flight: f.in_flight_count as f32,
             deferred: f.deferred_count as f32,
@@ -101,7 +100,7 @@ impl Series {
 
     fn trim(&mut self, oldest: i64) {
         while let Some(p) = self.points.front() {
-            if self.base + i64::from(p.offset) >= oldest {
+            if p.ts_ms >= oldest {
                 break;
             }
             self.points.pop_front();
@@ -138,27 +137,29 @@ impl History {
         !self.interval.is_zero()
     }
 
-    /// Adds a snapshot taken at `now` (unix seconds) and forgets what is older than the
-    /// retention; series absent from the snapshot simply get no point.
+    /// Adds a snapshot taken at `now` (Unix milliseconds) and forgets what is older than the
+    /// retention; series absent from the snapshot simply get no point. No rate is given across
+    /// a gap of more than three intervals (a missed sample or two is tolerated).
     pub fn record(&self, now: i64, snapshot: &Snapshot) {
-        let interval = i64::try_from(self.interval.as_secs())
+        let interval = i64::try_from(self.interval.as_millis())
             .unwrap_or(i64::MAX)
             .max(1);
-        let max_gap = interval.saturating_mul(5) / 2 + 1;
-        let oldest = now - i64::try_from(self.retention.as_secs()).unwrap_or(i64::MAX);
+        let max_gap = interval.saturating_mul(3);
+        let retention = i64::try_from(self.retention.as_millis()).unwrap_or(i64::MAX);
+        let oldest = now.saturating_sub(retention);
         let mut inner = self.inner.lock();
         for (name, (f, e2e)) in &snapshot.topics {
             inner
                 .topics
                 .entry(name.clone())
-                .or_insert_with(|| Series::new(now))
+                .or_insert_with(Series::new)
                 .push(now, f, e2e, max_gap);
         }
         for (key, (f, e2e)) in &snapshot.channels {
             inner
                 .channels
                 .entry(key.clone())
-                .or_insert_with(|| Series::new(now))
+                .or_insert_with(Series::new)
                 .push(now, f, e2e, max_gap);
         }
         inner.topics.retain(|_, s| {
@@ -185,7 +186,7 @@ impl History {
                     .zip(&s.counts)
                     .zip(&s.e2e)
                     .map(|((p, count), e2e)| Sample {
-                        ts: s.base + i64::from(p.offset),
+                        ts_ms: p.ts_ms,
                         depth: p.depth,
                         in_flight_count: p.in_flight,
                         deferred_count: p.deferred,
@@ -233,7 +234,7 @@ pub struct HistoryAnswer {
 
 #[derive(Debug)]
 pub struct Sample {
-    pub ts: i64,
+    pub ts_ms: i64,
     pub depth: f32,
     pub in_flight_count: f32,
     pub deferred_count: f32,
@@ -255,7 +256,8 @@ impl Serialize for Sample {
         // Rates are rounded to what a chart can show; the rest are whole numbers.
         let rate = self.rate.map(|r| (f64::from(r) * 1000.0).round() / 1000.0);
         let mut st = s.serialize_struct("Sample", 11)?;
-        st.serialize_field("ts", &self.ts)?;
+        // Seconds, with the milliseconds as a fraction.
+        st.serialize_field("ts", &(self.ts_ms as f64 / 1000.0))?;
         st.serialize_field("depth", &(self.depth as i64))?;
         st.serialize_field("in_flight_count", &(self.in_flight_count as i64))?;
         st.serialize_field("deferred_count", &(self.deferred_count as i64))?;
@@ -363,15 +365,15 @@ mod tests {
     #[test]
     fn rates_come_from_consecutive_samples() {
         let h = History::new(Duration::from_secs(10), Duration::from_secs(3600));
-        h.record(1000, &snap(5, 100));
-        h.record(1010, &snap(7, 600));
-        h.record(1100, &snap(9, 700)); // a gap: no rate across it
+        h.record(1_000_000, &snap(5, 100));
+        h.record(1_010_000, &snap(7, 600));
+        h.record(1_100_000, &snap(9, 700)); // a gap: no rate across it
         let a = h.series("t", None);
         assert_eq!(a.samples.len(), 3);
         assert_eq!(a.samples[0].rate, None);
         assert_eq!(a.samples[1].rate, Some(50.0));
         assert_eq!(a.samples[2].rate, None);
-        assert_eq!(a.samples[1].ts, 1010);
+        assert_eq!(a.samples[1].ts_ms, 1_010_000);
         assert_eq!(a.samples[0].e2e, vec![(0.99, 1500.0)]);
         let json = String::from_utf8(nsq_http::json::to_vec(&a).unwrap()).unwrap();
         assert!(json.starts_with(r#"{"interval":10,"retention":3600,"samples":[{"ts":1000,"depth":5,"in_flight_count":0,"deferred_count":0,"message_count":100,"rate":null,"#), "{json}");
@@ -383,13 +385,26 @@ mod tests {
     fn retention_drops_old_points_and_dead_series() {
         let h = History::new(Duration::from_secs(10), Duration::from_secs(60));
         for i in 0..20 {
-            h.record(1000 + i * 10, &snap(i, i * 10));
+            h.record(1_000_000 + i * 10_000, &snap(i, i * 10));
         }
         let a = h.series("t", None);
         assert_eq!(a.samples.len(), 7);
-        assert_eq!(a.samples[0].ts, 1130);
-        h.record(2000, &Snapshot::default());
+        assert_eq!(a.samples[0].ts_ms, 1_130_000);
+        h.record(2_000_000, &Snapshot::default());
         assert!(h.is_empty());
+    }
+
+    #[test]
+    fn rates_use_milliseconds() {
+        let h = History::new(Duration::from_secs(1), Duration::from_secs(60));
+        h.record(10_000, &snap(0, 0));
+        h.record(10_400, &snap(0, 20)); // same second, 0.4 s later
+        h.record(12_900, &snap(0, 70)); // a late tick, within three intervals
+        let a = h.series("t", None);
+        assert_eq!(a.samples[1].rate, Some(50.0));
+        assert_eq!(a.samples[2].rate, Some(20.0));
+        let json = String::from_utf8(nsq_http::json::to_vec(&a).unwrap()).unwrap();
+        assert!(json.contains(r#""ts":10.4,"#), "{json}");
     }
 
     #[test]

@@ -115,7 +115,9 @@ async fn sample_loop(admin: Arc<Admin>) {
         match admin.cluster.nsqd_stats(&producers, "", "", false).await {
             Ok(stats) => {
                 let snapshot = crate::history::snapshot_of(&stats.value);
-                admin.history.record(crate::cluster::unix_now(), &snapshot);
+                admin
+                    .history
+                    .record(crate::cluster::unix_now_ms(), &snapshot);
             }
             Err(e) => log::debug!("HISTORY: no sample - {e}"),
         }

@@ -17,6 +17,9 @@ use crate::cluster::{join_errors, NoneAnswered};
 use crate::notify::Action;
 use crate::upstream::UpstreamError;
 
+/// Topics looked up at once for `/api/topics?inactive=true`.
+const INACTIVE_LOOKUP_CONCURRENCY: usize = 16;
+
 fn upstream(e: &NoneAnswered, what: &str) -> ApiError {
     log::error!("failed to {what} - {e}");
     ApiError::new(502, format!("UPSTREAM_ERROR: {e}"))
@@ -255,22 +258,32 @@ async fn topics(admin: Arc<Admin>, ctx: RequestCtx) -> HandlerResult {
     if query.get("inactive") == Some("true") {
         let mut inactive: BTreeMap<String, Vec<String>> = BTreeMap::new();
         if opts.lookupd_mode() {
-            let lookupds = &opts.lookupd_http_addresses;
-            let cluster = &admin.cluster;
-            let checks = futures_util::future::join_all(listed.value.iter().map(|t| async move {
-                let producers = cluster.lookupd_topic_producers(t, lookupds).await;
-                if producers.map(|p| p.value.is_empty()).unwrap_or(true) {
-                    let channels = cluster
-                        .lookupd_topic_channels(t, lookupds)
-                        .await
-                        .map(|c| c.value)
-                        .unwrap_or_default();
-                    Some((t.clone(), channels))
-                } else {
-                    None
-                }
-            }))
-            .await;
+            let lookupds = opts.lookupd_http_addresses.clone();
+            // One lookup per topic: bounded, so a cluster with thousands of topics does not
+            // open thousands of connections to each lookupd at once.
+            use futures_util::StreamExt as _;
+            let checks: Vec<_> = futures_util::stream::iter(listed.value.clone())
+                .map(|t| {
+                    let admin = Arc::clone(&admin);
+                    let lookupds = lookupds.clone();
+                    async move {
+                        let cluster = &admin.cluster;
+                        let producers = cluster.lookupd_topic_producers(&t, &lookupds).await;
+                        if producers.map(|p| p.value.is_empty()).unwrap_or(true) {
+                            let channels = cluster
+                                .lookupd_topic_channels(&t, &lookupds)
+                                .await
+                                .map(|c| c.value)
+                                .unwrap_or_default();
+                            Some((t, channels))
+                        } else {
+                            None
+                        }
+                    }
+                })
+                .buffered(INACTIVE_LOOKUP_CONCURRENCY)
+                .collect()
+                .await;
             inactive.extend(checks.into_iter().flatten());
         }
         #[derive(Serialize)]

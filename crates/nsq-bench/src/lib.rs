@@ -8,10 +8,16 @@
 //!
 //! Unlike NSQ's tools, which open one connection per CPU, each side here uses one connection:
 //! the figures then measure one client's throughput and stay comparable across machines.
+//!
+//! For nsqadmin, `fake_cluster` serves many fake nsqd and one fake nsqlookupd over HTTP (NSQ
+//! 1.3.0's JSON, pre-rendered) and `bench_http` loads nsqadmin's API on top of it
+//! (`scripts/nsqadmin.sh`).
 #![forbid(unsafe_code)]
 
 pub mod cli;
 pub mod conn;
+pub mod fake_cluster;
+pub mod http_load;
 pub mod idle;
 pub mod latency;
 pub mod procstat;

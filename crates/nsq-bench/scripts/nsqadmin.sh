@@ -262,11 +262,11 @@ awk -F'\t' -v header="$header" -v repeat="$REPEAT" -v runfor="$RUNFOR" \
     if (!($2 in seen)) { seen[$2] = 1; rows[++nrows] = $2 }
     if (!(($2, $3) in mseen)) { mseen[$2, $3] = 1; metrics[$2] = metrics[$2] (metrics[$2] == "" ? "" : SUBSEP) $3 }
     if ($4 != "-") vals[$1, $2, $3] = vals[$1, $2, $3] " " $4
+    runs[$1, $2, $3] = runs[$1, $2, $3] (runs[$1, $2, $3] == "" ? "" : ", ") $4
     labels[$1] = 1
 }
-function cell(l, r, m,    v) {
-    v = median(vals[l, r, m])
-    return v
+function cell(l, r, m) {
+    return median(vals[l, r, m])
 }
 END {
     n = split(header, h, "\t")
@@ -278,8 +278,10 @@ END {
     nc = split(cols, c, "|")
     printf "\n| %-24s | bin |", "endpoint"
     for (j = 1; j <= nc; j++) printf " %10s |", c[j]
+    printf " req/s of each run |"
     printf "\n| %-24s | --- |", "---"
     for (j = 1; j <= nc; j++) printf " %10s |", "---:"
+    printf " --- |"
     printf "\n"
     for (r = 1; r <= nrows; r++) {
         row = rows[r]
@@ -287,13 +289,15 @@ END {
         for (k = 1; k <= nl; k++) {
             printf "| %-24s | %-3s |", (k == 1 ? row : ""), lab[k]
             for (j = 1; j <= nc; j++) printf " %10s |", cell(lab[k], row, c[j])
-            printf "\n"
+            printf " %s |\n", runs[lab[k], row, "req/s"]
         }
     }
     printf "\n| %-24s |", "nsqadmin process"
     for (k = 1; k <= nl; k++) printf " %10s |", lab[k]
+    printf " each run |"
     printf "\n| %-24s |", "---"
     for (k = 1; k <= nl; k++) printf " %10s |", "---:"
+    printf " --- |"
     printf "\n"
     for (r = 1; r <= nrows; r++) {
         row = rows[r]
@@ -301,6 +305,8 @@ END {
         m = metrics[row]
         printf "| %-24s |", row ", " m
         for (k = 1; k <= nl; k++) printf " %10s |", cell(lab[k], row, m)
-        printf "\n"
+        all = ""
+        for (k = 1; k <= nl; k++) all = all (k > 1 ? "; " : "") lab[k] ": " runs[lab[k], row, m]
+        printf " %s |\n", all
     }
 }' "$RESULTS"

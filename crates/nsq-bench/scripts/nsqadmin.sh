@@ -29,7 +29,9 @@
 #
 # Per endpoint: requests/s, latency p50/p99/max (ms), nsqadmin's CPU time per request and the
 # fake cluster's CPU use (it must stay far from a full core for the figures to be nsqadmin's),
-# response size and errors. Per binary: nsqadmin's peak RSS (VmHWM) and CPU time over the
+# response size and errors (summed over the runs; an answer whose message is a "WARNING: ..."
+# about failed upstreams still counts as a response: nsqadmin's warnings and errors are shown
+# from its log after each run). Per binary: nsqadmin's peak RSS (VmHWM) and CPU time over the
 # whole run (warm-ups included).
 set -euo pipefail
 
@@ -115,7 +117,9 @@ record() {
     printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "${4:--}" >>"$RESULTS"
 }
 
-# The fake cluster, shared by every run and binary.
+# The fake cluster, shared by every run and binary. Its output file is created here, not by the
+# background redirection, so the poll below never races it.
+: >"$WORK/cluster"
 "$BIN_DIR/fake_cluster" --nodes="$NODES" --topics="$TOPICS" --channels="$CHANNELS" \
     --clients="$CLIENTS" >"$WORK/cluster" 2>"$WORK/cluster.err" &
 CLUSTER_PID=$!
@@ -265,8 +269,13 @@ awk -F'\t' -v header="$header" -v repeat="$REPEAT" -v runfor="$RUNFOR" \
     runs[$1, $2, $3] = runs[$1, $2, $3] (runs[$1, $2, $3] == "" ? "" : ", ") $4
     labels[$1] = 1
 }
-function cell(l, r, m) {
-    return median(vals[l, r, m])
+function cell(l, r, m,    v, n, i, sum) {
+    if (m != "errors") return median(vals[l, r, m])
+    # Errors are summed over the runs: a median would hide a run that had some.
+    n = split(vals[l, r, m], v, " ")
+    if (n == 0) return "-"
+    for (i = 1; i <= n; i++) sum += v[i]
+    return sum
 }
 END {
     n = split(header, h, "\t")

@@ -337,12 +337,7 @@ fn percentiles(e: &crate::stats::E2e) -> Vec<(f64, f64)> {
     e.percentiles
         .iter()
         .flatten()
-        .map(|p| {
-            (
-                p.get("quantile").copied().unwrap_or(0.0),
-                p.get("average").copied().unwrap_or(0.0),
-            )
-        })
+        .map(|p| (p.quantile, p.average))
         .collect()
 }
 

@@ -5,7 +5,6 @@
 //! topic-wide aggregates, so they show merged figures wherever they appear (including inside
 //! that node's own row). Byte-compatible answers need the same sharing, so stats live in an
 //! [`Arena`] and refer to each other by index.
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde::ser::{SerializeMap, SerializeSeq, SerializeStruct};
@@ -51,10 +50,45 @@ pub struct RawChannel {
 #[serde(default)]
 pub struct RawE2e {
     pub count: i64,
-    pub percentiles: Option<Vec<BTreeMap<String, f64>>>,
+    pub percentiles: Option<Vec<RawPercentile>>,
     pub topic: String,
     pub channel: String,
     pub host: String,
+}
+
+#[derive(Debug, Default, Clone, Copy, Deserialize)]
+#[serde(default)]
+pub struct RawPercentile {
+    pub quantile: f64,
+    pub value: Option<f64>,
+}
+
+/// One percentile as nsqadmin reports it. The reference keeps these in a map, so its JSON keys
+/// come out sorted (`average`, `count`, `max`, `min`, `quantile`, then `value` on a node's own
+/// figures only); [`Serialize`] writes them in that order.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Percentile {
+    pub average: f64,
+    pub count: f64,
+    pub max: f64,
+    pub min: f64,
+    pub quantile: f64,
+    pub value: Option<f64>,
+}
+
+impl Serialize for Percentile {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("average", &self.average)?;
+        m.serialize_entry("count", &self.count)?;
+        m.serialize_entry("max", &self.max)?;
+        m.serialize_entry("min", &self.min)?;
+        m.serialize_entry("quantile", &self.quantile)?;
+        if let Some(v) = self.value {
+            m.serialize_entry("value", &v)?;
+        }
+        m.end()
+    }
 }
 
 #[derive(Debug, Default, Clone, Deserialize, Serialize)]
@@ -91,9 +125,7 @@ pub struct RawClient {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct E2e {
     pub count: i64,
-    /// Each percentile as a map, keys in Go's sorted order (`average`, `count`, `max`, `min`,
-    /// `quantile`, and `value` on a node's own figures).
-    pub percentiles: Option<Vec<BTreeMap<String, f64>>>,
+    pub percentiles: Option<Vec<Percentile>>,
     pub topic: String,
     pub channel: String,
     pub host: String,
@@ -105,13 +137,16 @@ impl E2e {
         let count = raw.count;
         let percentiles = raw.percentiles.map(|list| {
             list.into_iter()
-                .map(|mut p| {
-                    let value = p.get("value").copied().unwrap_or(0.0);
-                    p.insert("min".into(), value);
-                    p.insert("max".into(), value);
-                    p.insert("average".into(), value);
-                    p.insert("count".into(), count as f64);
-                    p
+                .map(|p| {
+                    let value = p.value.unwrap_or(0.0);
+                    Percentile {
+                        average: value,
+                        count: count as f64,
+                        max: value,
+                        min: value,
+                        quantile: p.quantile,
+                        value: p.value,
+                    }
                 })
                 .collect()
         });
@@ -130,31 +165,27 @@ impl E2e {
         self.host = "*".into();
         self.count += other.count;
         for value in other.percentiles.iter().flatten() {
-            let get = |m: &BTreeMap<String, f64>, k: &str| m.get(k).copied().unwrap_or(0.0);
-            let q = get(value, "quantile");
             let list = self.percentiles.get_or_insert_with(Vec::new);
-            let i = match list.iter().position(|p| get(p, "quantile") == q) {
+            let i = match list.iter().position(|p| p.quantile == value.quantile) {
                 Some(i) => i,
                 None => {
-                    let mut fresh = BTreeMap::new();
-                    fresh.insert("quantile".to_string(), q);
-                    list.push(fresh);
+                    list.push(Percentile {
+                        quantile: value.quantile,
+                        ..Percentile::default()
+                    });
                     list.len() - 1
                 }
             };
             let Some(p) = list.get_mut(i) else { continue };
-            let max = get(value, "max").max(get(p, "max"));
-            p.insert("max".into(), max);
-            p.insert("min".into(), get(value, "max").min(max));
-            let count = get(p, "count") + get(value, "count");
-            p.insert("count".into(), count);
-            if count == 0.0 {
-                p.insert("average".into(), 0.0);
+            p.max = value.max.max(p.max);
+            p.min = value.max.min(p.max);
+            p.count += value.count;
+            if p.count == 0.0 {
+                p.average = 0.0;
                 continue;
             }
-            let delta = get(value, "average") - get(p, "average");
-            let average = get(p, "average") + delta * get(value, "count") / count;
-            p.insert("average".into(), average);
+            let delta = value.average - p.average;
+            p.average += delta * value.count / p.count;
         }
     }
 }
@@ -374,46 +405,51 @@ impl Arena {
 
     /// The reference's `ChannelStats.Add`.
     pub fn add_channel_into(&mut self, into: ChannelId, from: ChannelId) {
-        let Some(a) = self.channel(from).cloned() else {
+        if into == from {
+            return;
+        }
+        // The target is taken out while the source is read in place: no copy of the source.
+        let Some(slot) = self.channels.get_mut(into.0) else {
             return;
         };
-        let mut nodes = self
-            .channel(into)
-            .and_then(|c| c.node_stats.clone())
-            .unwrap_or_default();
-        nodes.push(from);
-        nodes.sort_by(|x, y| self.channel_host(*x).cmp(self.channel_host(*y)));
-        let Some(c) = self.channels.get_mut(into.0) else {
-            return;
-        };
-        c.node = "*".into();
-        c.depth += a.depth;
-        c.memory_depth += a.memory_depth;
-        c.backend_depth += a.backend_depth;
-        c.in_flight_count += a.in_flight_count;
-        c.deferred_count += a.deferred_count;
-        c.requeue_count += a.requeue_count;
-        c.timeout_count += a.timeout_count;
-        c.message_count += a.message_count;
-        c.client_count += a.client_count;
-        c.paused |= a.paused;
-        c.node_stats = Some(nodes);
-        let e2e = c.e2e.get_or_insert_with(|| E2e {
-            host: "*".into(),
-            topic: c.topic_name.clone(),
-            channel: c.channel_name.clone(),
-            ..E2e::default()
-        });
-        if let Some(other) = &a.e2e {
-            e2e.add(other);
-        } else {
-            e2e.host = "*".into();
+        let mut c = std::mem::take(slot);
+        if let Some(a) = self.channels.get(from.0) {
+            c.node = "*".into();
+            c.depth += a.depth;
+            c.memory_depth += a.memory_depth;
+            c.backend_depth += a.backend_depth;
+            c.in_flight_count += a.in_flight_count;
+            c.deferred_count += a.deferred_count;
+            c.requeue_count += a.requeue_count;
+            c.timeout_count += a.timeout_count;
+            c.message_count += a.message_count;
+            c.client_count += a.client_count;
+            c.paused |= a.paused;
+            let mut nodes = c.node_stats.take().unwrap_or_default();
+            nodes.push(from);
+            nodes.sort_by(|x, y| self.channel_host(*x).cmp(self.channel_host(*y)));
+            c.node_stats = Some(nodes);
+            let (topic, channel) = (&c.topic_name, &c.channel_name);
+            let e2e = c.e2e.get_or_insert_with(|| E2e {
+                host: "*".into(),
+                topic: topic.clone(),
+                channel: channel.clone(),
+                ..E2e::default()
+            });
+            if let Some(other) = &a.e2e {
+                e2e.add(other);
+            } else {
+                e2e.host = "*".into();
+            }
+            if let Some(list) = &a.clients {
+                append(&mut c.clients, list);
+            }
+            if let Some(list) = c.clients.as_mut() {
+                list.sort_by(|x, y| x.hostname.cmp(&y.hostname));
+            }
         }
-        if let Some(list) = &a.clients {
-            append(&mut c.clients, list);
-        }
-        if let Some(list) = c.clients.as_mut() {
-            list.sort_by(|x, y| x.hostname.cmp(&y.hostname));
+        if let Some(slot) = self.channels.get_mut(into.0) {
+            *slot = c;
         }
     }
 
@@ -653,8 +689,9 @@ mod tests {
             percentiles: Some(
                 values
                     .iter()
-                    .map(|(q, v)| {
-                        BTreeMap::from([("quantile".to_string(), *q), ("value".to_string(), *v)])
+                    .map(|(q, v)| RawPercentile {
+                        quantile: *q,
+                        value: Some(*v),
                     })
                     .collect(),
             ),
@@ -668,11 +705,11 @@ mod tests {
         agg.add(&e2e(1, &[(0.99, 100.0), (0.5, 10.0)]));
         agg.add(&e2e(3, &[(0.99, 200.0), (0.5, 20.0)]));
         let p = agg.percentiles.clone().unwrap();
-        assert_eq!(p[0]["quantile"], 0.99);
-        assert_eq!(p[0]["max"], 200.0);
-        assert_eq!(p[0]["count"], 4.0);
-        assert_eq!(p[0]["average"], 175.0);
-        assert!(!p[0].contains_key("value"));
+        assert_eq!(p[0].quantile, 0.99);
+        assert_eq!(p[0].max, 200.0);
+        assert_eq!(p[0].count, 4.0);
+        assert_eq!(p[0].average, 175.0);
+        assert_eq!(p[0].value, None);
         assert_eq!(agg.count, 4);
         assert_eq!(agg.host, "*");
         let json = nsq_http::json::to_vec(&agg).unwrap();

@@ -345,13 +345,7 @@ async fn topic(admin: Arc<Admin>, ctx: RequestCtx) -> HandlerResult {
         .map_err(|e| upstream(&e, "get topic metadata"))?;
     note_partial(&mut messages, &stats.errors);
     let mut stats = stats.value;
-    let all = stats.arena.add_topic(crate::stats::TopicStats {
-        topic_name,
-        ..Default::default()
-    });
-    for t in stats.topics.clone() {
-        stats.arena.add_topic_into(all, t);
-    }
+    let all = crate::stats::aggregate_topic(&mut stats, &topic_name);
     Ok(topic_response(&stats.arena, all, &warning(&messages)))
 }
 
@@ -634,7 +628,7 @@ fn forbidden_unless_admin(admin: &Admin, ctx: &RequestCtx) -> Result<(), ApiErro
 
 /// Go's `json.Decoder.Decode` into a struct of string fields: the first JSON value of the body
 /// (anything after it is ignored), field names matched case-insensitively.
-fn decode_body(body: &[u8], fields: &[&str]) -> Result<Vec<String>, String> {
+pub fn decode_body(body: &[u8], fields: &[&str]) -> Result<Vec<String>, String> {
     let mut stream = serde_json::Deserializer::from_slice(body).into_iter::<Json>();
     let value = match stream.next() {
         None => return Err("EOF".into()),

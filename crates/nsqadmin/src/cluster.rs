@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use futures_util::future::join_all;
 
-use crate::stats::{parse_version, Arena, Producer, RawProducer, RawStats, TopicId};
+use crate::stats::{parse_version, Producer, RawProducer, RawStats};
 use crate::upstream::{query_escape, Client, UpstreamError};
 
 /// No upstream answered (or there was none to ask).
@@ -39,14 +39,7 @@ impl<T> Partial<T> {
     }
 }
 
-/// Topic and channel stats merged from several nodes (see [`Cluster::nsqd_stats`]).
-pub struct NodeStats {
-    pub arena: Arena,
-    /// One entry per node and topic, sorted by hostname.
-    pub topics: Vec<TopicId>,
-    /// Channel aggregates keyed by channel name (a topic was selected) or `topic:channel`.
-    pub channels: HashMap<String, crate::stats::ChannelId>,
-}
+pub use crate::stats::NodeStats;
 
 pub struct Cluster {
     client: Arc<Client>,
@@ -415,55 +408,12 @@ impl Cluster {
             })
             .collect();
         let results = self.get_all::<RawStats>(urls).await;
-        let now = unix_now();
-        let mut arena = Arena::new();
-        let mut topics = Vec::new();
-        let mut channels: HashMap<String, crate::stats::ChannelId> = HashMap::new();
+        let mut answers = Vec::new();
         let mut errors = Vec::new();
         for (p, r) in producers.iter().zip(results) {
-            let resp = match r {
-                Ok(resp) => resp,
-                Err(e) => {
-                    errors.push(e);
-                    continue;
-                }
-            };
-            let addr = p.http_address();
-            for raw in resp.topics.unwrap_or_default() {
-                if !topic.is_empty() && raw.topic_name != topic {
-                    continue;
-                }
-                let id = arena.add_node_topic(raw, &addr, &p.hostname, now);
-                topics.push(id);
-                let (topic_name, node_channels) = match arena.topic(id) {
-                    Some(t) => (t.topic_name.clone(), t.channels.clone().unwrap_or_default()),
-                    None => continue,
-                };
-                for ch in node_channels {
-                    let name = arena
-                        .channel(ch)
-                        .map(|c| c.channel_name.clone())
-                        .unwrap_or_default();
-                    let key = if topic.is_empty() {
-                        format!("{topic_name}:{name}")
-                    } else {
-                        name.clone()
-                    };
-                    let agg = match channels.get(&key) {
-                        Some(agg) => *agg,
-                        None => {
-                            let agg = arena.add_channel(crate::stats::ChannelStats {
-                                node: addr.clone(),
-                                topic_name: topic_name.clone(),
-                                channel_name: name,
-                                ..Default::default()
-                            });
-                            channels.insert(key, agg);
-                            agg
-                        }
-                    };
-                    arena.add_channel_into(agg, ch);
-                }
+            match r {
+                Ok(resp) => answers.push((p.http_address(), p.hostname.clone(), resp)),
+                Err(e) => errors.push(e),
             }
         }
         if errors.len() == producers.len() {
@@ -472,19 +422,8 @@ impl Cluster {
                 errors,
             });
         }
-        let host = |id: &TopicId| {
-            arena
-                .topic(*id)
-                .map(|t| t.hostname.clone())
-                .unwrap_or_default()
-        };
-        topics.sort_by_key(host);
         Ok(Partial::new(
-            NodeStats {
-                arena,
-                topics,
-                channels,
-            },
+            crate::stats::merge_nodes(answers, topic, unix_now()),
             errors,
         ))
     }

@@ -583,6 +583,88 @@ impl Serialize for ChannelJson<'_> {
     }
 }
 
+/// Topic and channel stats merged from several nodes.
+pub struct NodeStats {
+    pub arena: Arena,
+    /// One entry per node and topic, sorted by hostname.
+    pub topics: Vec<TopicId>,
+    /// Channel aggregates keyed by channel name (a topic was selected) or `topic:channel`.
+    pub channels: std::collections::HashMap<String, ChannelId>,
+}
+
+/// Merges nodes' `/stats` answers (`(node address, hostname, answer)`, in producer order) as
+/// the reference's `GetNSQDStats` does: node rows labelled, topics other than `topic` (when
+/// given) dropped, channel aggregates keyed by name or `topic:channel`. `now` (Unix seconds)
+/// dates the clients' `connected`.
+pub fn merge_nodes(answers: Vec<(String, String, RawStats)>, topic: &str, now: i64) -> NodeStats {
+    let mut arena = Arena::new();
+    let mut topics = Vec::new();
+    let mut channels: std::collections::HashMap<String, ChannelId> = Default::default();
+    for (addr, hostname, resp) in answers {
+        for raw in resp.topics.unwrap_or_default() {
+            if !topic.is_empty() && raw.topic_name != topic {
+                continue;
+            }
+            let id = arena.add_node_topic(raw, &addr, &hostname, now);
+            topics.push(id);
+            let (topic_name, node_channels) = match arena.topic(id) {
+                Some(t) => (t.topic_name.clone(), t.channels.clone().unwrap_or_default()),
+                None => continue,
+            };
+            for ch in node_channels {
+                let name = arena
+                    .channel(ch)
+                    .map(|c| c.channel_name.clone())
+                    .unwrap_or_default();
+                let key = if topic.is_empty() {
+                    format!("{topic_name}:{name}")
+                } else {
+                    name.clone()
+                };
+                let agg = match channels.get(&key) {
+                    Some(agg) => *agg,
+                    None => {
+                        let agg = arena.add_channel(ChannelStats {
+                            node: addr.clone(),
+                            topic_name: topic_name.clone(),
+                            channel_name: name,
+                            ..Default::default()
+                        });
+                        channels.insert(key, agg);
+                        agg
+                    }
+                };
+                arena.add_channel_into(agg, ch);
+            }
+        }
+    }
+    let host = |id: &TopicId| {
+        arena
+            .topic(*id)
+            .map(|t| t.hostname.clone())
+            .unwrap_or_default()
+    };
+    topics.sort_by_key(host);
+    NodeStats {
+        arena,
+        topics,
+        channels,
+    }
+}
+
+/// The topic page's aggregate: every node's row of `topic` merged into one, as the reference's
+/// `TopicStats.Add` does; returns the aggregate's id.
+pub fn aggregate_topic(stats: &mut NodeStats, topic: &str) -> TopicId {
+    let all = stats.arena.add_topic(TopicStats {
+        topic_name: topic.to_string(),
+        ..Default::default()
+    });
+    for t in stats.topics.clone() {
+        stats.arena.add_topic_into(all, t);
+    }
+    all
+}
+
 /// A producer as nsqlookupd lists it (`/nodes`, `/lookup`).
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(default)]

@@ -102,6 +102,10 @@ function makeContext() {
     get state() {
       return current.state
     },
+    // The data the page is showing (what load() returned last), for work that finishes later.
+    get data() {
+      return current ? current.data : null
+    },
     config,
     chartWidth,
     fullWidth,
@@ -153,10 +157,13 @@ function draw() {
   const fresh = h('div', null, h('div', {class: 'page', 'data-key': current.path}, body))
   morph(main, fresh)
   // A table wider than the screen scrolls sideways; it must then be reachable with the keyboard.
-  for (const wrap of main.querySelectorAll('.table-wrap')) {
-    if (wrap.scrollWidth > wrap.clientWidth + 1) wrap.setAttribute('tabindex', '0')
+  // (All the sizes are read before any attribute is written: one layout, not one per table.)
+  const wraps = Array.from(main.querySelectorAll('.table-wrap'))
+  const wide = wraps.map((wrap) => wrap.scrollWidth > wrap.clientWidth + 1)
+  wraps.forEach((wrap, i) => {
+    if (wide[i]) wrap.setAttribute('tabindex', '0')
     else wrap.removeAttribute('tabindex')
-  }
+  })
   document.title = `${page.title(current.params, current.data)} · nsqadmin`
   drawTools()
 }

@@ -6,20 +6,42 @@ import {num} from './fmt.js'
 import {CLIENT_COLUMNS, clientRows} from './page-channel.js'
 import {isEphemeral} from './page-topic.js'
 import {nodeId} from './page-nodes.js'
-import {link, pageHeader, pill, stats, table} from './ui.js'
+import {link, pageHeader, pager, paginate, pill, stats, table} from './ui.js'
 
 // The node page's client table leaves out the Node column (it is this node).
 const COLUMNS = CLIENT_COLUMNS.filter((c) => c.label !== 'Node')
 const nodeless = (rows) => rows.map((r) => ({...r, cells: r.cells.filter((_, i) => i !== 2)}))
 
-function topicBlock(node, t) {
+// Topics per page. An nsqd can carry thousands of topics, each with its channels and clients;
+// drawing them all at once takes the browser many seconds (and as long again on every refresh).
+export const PAGE_SIZE = 25
+
+// A channel's clients, folded away: the table is only built while the list is open.
+function clientList(name, c, ctx) {
+  const open = ctx.state.openClients || (ctx.state.openClients = new Set())
+  const id = `${name}\u0000${c.channel_name}`
+  const isOpen = open.has(id)
+  return h('details', {
+    class: 'clients-details',
+    'data-key': `clients-${name}-${c.channel_name}`,
+    open: isOpen,
+    ontoggle: (ev) => {
+      const now = ev.currentTarget.open
+      if (now === open.has(id)) return
+      if (now) open.add(id)
+      else open.delete(id)
+      ctx.rerender()
+    },
+  },
+  h('summary', null, `${c.channel_name}: ${num(c.clients.length)} ${c.clients.length === 1 ? 'client' : 'clients'}`),
+  isOpen ? table({label: `Clients of ${name}/${c.channel_name}`, cls: 'table-clients', columns: COLUMNS, rows: nodeless(clientRows(c.clients))}) : null)
+}
+
+function topicBlock(node, t, ctx) {
   const channels = (Array.isArray(t.channels) ? t.channels : []).slice()
     .sort((a, b) => String(a.channel_name).localeCompare(String(b.channel_name)))
   const name = t.topic_name
-  const clientLists = channels.filter((c) => (c.clients || []).length).map((c) =>
-    h('details', {class: 'clients-details', 'data-key': `clients-${name}-${c.channel_name}`},
-      h('summary', null, `${c.channel_name}: ${num(c.clients.length)} ${c.clients.length === 1 ? 'client' : 'clients'}`),
-      table({label: `Clients of ${name}/${c.channel_name}`, cls: 'table-clients', columns: COLUMNS, rows: nodeless(clientRows(c.clients))})))
+  const clientLists = channels.filter((c) => (c.clients || []).length).map((c) => clientList(name, c, ctx))
 
   return h('section', {class: 'card topic-card', 'data-key': `topic-${name}`, 'data-topic': name},
     h('div', {class: 'card-head'},
@@ -72,6 +94,31 @@ export default {
     const topics = (Array.isArray(res.topics) ? res.topics : []).slice()
       .sort((a, b) => String(a.topic_name).localeCompare(String(b.topic_name)))
     const channelCount = topics.reduce((n, t) => n + (t.channels || []).length, 0)
+    const filter = (ctx.state.filter || '').trim().toLowerCase()
+    const matching = filter ? topics.filter((t) => String(t.topic_name).toLowerCase().includes(filter)) : topics
+    const page = paginate(matching, ctx.state, PAGE_SIZE)
+    const toPage = (top) => (n) => {
+      ctx.state.page = n
+      ctx.rerender()
+      // From the bottom of the list: back up to its top.
+      if (!top) document.querySelector('main .page-toolbar')?.scrollIntoView({block: 'center'})
+    }
+    const search = topics.length > PAGE_SIZE || filter ? h('input', {
+      type: 'search',
+      class: 'input',
+      id: 'node-topic-filter',
+      placeholder: 'Filter topics  ( / )',
+      'aria-label': 'Filter the topics of this node',
+      autocomplete: 'off',
+      spellcheck: 'false',
+      value: ctx.state.filter || '',
+      oninput: (ev) => {
+        ctx.state.filter = ev.target.value
+        ctx.state.page = 1
+        ctx.rerender()
+      },
+    }) : null
+    const top = pager(page, toPage(true), {label: 'Pages of topics', noun: 'topics', key: 'pager-top'})
     return h('div', null,
       pageHeader({
         crumbs: [link('nodes', 'Nodes'), h('span', {'aria-current': 'page'}, node)],
@@ -85,8 +132,11 @@ export default {
         {label: 'Messages', value: num(res.total_messages), id: 'total-messages'},
         {label: 'Clients', value: num(res.total_clients), id: 'total-clients'},
       ]),
-      topics.length
-        ? h('div', {class: 'cards'}, topics.map((t) => topicBlock(node, t)))
-        : h('div', {class: 'empty'}, h('p', null, 'This node has no topics.')))
+      search || top ? h('div', {class: 'toolbar page-toolbar'}, search, top) : null,
+      !topics.length ? h('div', {class: 'empty'}, h('p', null, 'This node has no topics.'))
+        : !matching.length ? h('div', {class: 'empty'}, h('p', null, `No topic of this node matches “${ctx.state.filter}”.`))
+          : h('div', {class: 'cards'}, page.items.map((t) => topicBlock(node, t, ctx))),
+      page.pages > 1 ? h('div', {class: 'toolbar toolbar-end'},
+        pager(page, toPage(false), {label: 'Pages of topics (end of list)', noun: 'topics', key: 'pager-bottom'})) : null)
   },
 }

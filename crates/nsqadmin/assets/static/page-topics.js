@@ -6,11 +6,14 @@ import {num, rate} from './fmt.js'
 import {sparkline} from './chart.js'
 import {graphiteSpark} from './graphite.js'
 import {historyEnabled} from './history.js'
-import {link, pageHeader, table} from './ui.js'
+import {link, pageHeader, pager, paginate, table} from './ui.js'
 
-// At most this many topics get a history sparkline per refresh.
-const SPARK_LIMIT = 60
+// Topics per page: a cluster can have thousands, and a table of them all is slow to draw and to
+// refresh; each row shown also costs a history request per refresh. The filter box finds any
+// topic; the pager walks through them.
+export const PAGE_SIZE = 50
 const SPARK_SECONDS = 300
+const HISTORY_CONCURRENCY = 6
 
 async function mapLimited(items, limit, fn) {
   const out = new Array(items.length)
@@ -25,29 +28,46 @@ async function mapLimited(items, limit, fn) {
   return out
 }
 
+// The sparklines of the topics on screen come after the list itself: each needs a request of its
+// own, so the table is drawn first and redrawn once their histories are in. Every refresh
+// (a new `data`) asks again; until then the previous samples are shown.
+function wantHistory(data, topics, ctx) {
+  const missing = topics.filter((t) => !data.requested.has(t))
+  if (!missing.length) return
+  for (const t of missing) data.requested.add(t)
+  mapLimited(missing, HISTORY_CONCURRENCY, (t) =>
+    get(`api/history/topics/${enc(t)}`).then((d) => d.samples || []).catch(() => null))
+    .then((results) => {
+      missing.forEach((t, i) => {
+        if (results[i]) data.history.set(t, results[i])
+        else if (!data.history.has(t)) data.history.set(t, [])
+      })
+      if (ctx.data === data) ctx.rerender()
+    })
+}
+
 export default {
   nav: 'topics',
   title: () => 'Topics',
 
-  async load() {
+  async load(_params, _ctx, prev) {
     const res = await get('api/topics')
     const topics = Array.isArray(res.topics) ? res.topics.slice().sort() : []
     const history = new Map()
-    if (historyEnabled() && topics.length) {
-      const wanted = topics.slice(0, SPARK_LIMIT)
-      const results = await mapLimited(wanted, 6, (t) =>
-        get(`api/history/topics/${enc(t)}`).then((d) => d.samples || []).catch(() => null))
-      wanted.forEach((t, i) => {
-        if (results[i]) history.set(t, results[i])
-      })
+    if (prev && prev.history) {
+      const present = new Set(topics)
+      for (const [t, samples] of prev.history) if (present.has(t)) history.set(t, samples)
     }
-    return {topics, history, warning: warningOf(res)}
+    return {topics, history, requested: new Set(), warning: warningOf(res)}
   },
 
   render(data, ctx) {
     const filter = (ctx.state.filter || '').trim().toLowerCase()
-    const shown = filter ? data.topics.filter((t) => t.toLowerCase().includes(filter)) : data.topics
+    const matching = filter ? data.topics.filter((t) => t.toLowerCase().includes(filter)) : data.topics
+    const page = paginate(matching, ctx.state, PAGE_SIZE)
+    const shown = page.items
     const withHistory = historyEnabled()
+    if (withHistory) wantHistory(data, shown, ctx)
 
     const columns = [{label: 'Topic'}]
     if (withHistory) {
@@ -65,6 +85,9 @@ export default {
           const recent = samples.filter((s) => s.ts >= cutoff)
           cells.push(num(last.depth), rate(last.rate),
             sparkline(recent.map((s) => [s.ts, s.rate]), {label: `message rate of ${t}`}))
+        } else if (!samples) {
+          const wait = () => h('span', {class: 'muted', title: 'loading history'}, '…')
+          cells.push(wait(), wait(), wait())
         } else {
           cells.push(h('span', {class: 'muted'}, '–'), h('span', {class: 'muted'}, '–'), h('span', {class: 'muted'}, ''))
         }
@@ -72,6 +95,11 @@ export default {
       if (config.graphEnabled) cells.push(graphiteSpark({topic: t, key: 'message_count'}, `graphite message rate of ${t}`))
       return {key: t, cells}
     })
+    const toPage = (top) => (n) => {
+      ctx.state.page = n
+      ctx.rerender()
+      if (!top) window.scrollTo(0, 0)
+    }
 
     const search = h('input', {
       type: 'search',
@@ -84,21 +112,23 @@ export default {
       value: ctx.state.filter || '',
       oninput: (ev) => {
         ctx.state.filter = ev.target.value
+        ctx.state.page = 1
         ctx.rerender()
       },
     })
     const count = filter
-      ? `${num(shown.length)} of ${num(data.topics.length)} topics`
+      ? `${num(matching.length)} of ${num(data.topics.length)} topics`
       : `${num(data.topics.length)} ${data.topics.length === 1 ? 'topic' : 'topics'}`
 
     return h('div', null,
       pageHeader({title: 'Topics', sub: count}),
-      h('div', {class: 'toolbar'}, search),
+      h('div', {class: 'toolbar'}, search, pager(page, toPage(true), {label: 'Pages of topics', noun: 'topics', key: 'pager-top'})),
       data.topics.length
         ? table({label: 'Topics', columns, rows, cls: 'table-topics', empty: `No topic matches “${ctx.state.filter}”.`})
         : h('div', {class: 'empty'},
           h('p', null, 'No topics yet.'),
           h('p', {class: 'muted'}, 'Topics appear when a producer publishes to nsqd',
-            config.isAdmin && config.lookupds.length ? [', or create one on the ', link('lookup', 'Lookup'), ' page.'] : '.')))
+            config.isAdmin && config.lookupds.length ? [', or create one on the ', link('lookup', 'Lookup'), ' page.'] : '.')),
+      page.pages > 1 && shown.length > 20 ? h('div', {class: 'toolbar toolbar-end'}, pager(page, toPage(false), {label: 'Pages of topics (end of list)', noun: 'topics', key: 'pager-bottom'})) : null)
   },
 }

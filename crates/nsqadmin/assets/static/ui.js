@@ -129,3 +129,36 @@ export function nodeLink(node, hostname) {
 export function loading(text = 'Loading…') {
   return h('div', {class: 'loading', role: 'status'}, h('span', {class: 'spinner', 'aria-hidden': 'true'}), text)
 }
+
+// One page of `items`, `size` per page. The page number (from 1) lives in `state[key]`, so it
+// survives refreshes; it is clamped to the pages there are.
+export function paginate(items, state, size, key = 'page') {
+  const pages = Math.max(1, Math.ceil(items.length / size))
+  const page = Math.min(Math.max(1, Math.floor(Number(state[key])) || 1), pages)
+  state[key] = page
+  const start = (page - 1) * size
+  return {items: items.slice(start, start + size), page, pages, start, size, total: items.length}
+}
+
+// First / previous / next / last buttons for a list split by paginate(); null when it all fits on
+// one page. `onPage(n)` is called with the page wanted.
+export function pager(p, onPage, {label = 'Pages', noun = 'items', key = 'pager'} = {}) {
+  if (p.pages <= 1) return null
+  const go = (n, text, aria, name) => h('button', {
+    type: 'button',
+    class: 'btn btn-sm',
+    'data-key': name,
+    'data-page': name,
+    'aria-label': aria,
+    disabled: n < 1 || n > p.pages || n === p.page,
+    onclick: () => onPage(n),
+  }, text)
+  const last = Math.min(p.total, p.start + p.size)
+  return h('nav', {class: 'pager', 'aria-label': label, 'data-key': key},
+    go(1, '«', 'First page', 'first'),
+    go(p.page - 1, '‹ Previous', 'Previous page', 'prev'),
+    h('span', {class: 'pager-status'}, `${num(p.start + 1)}–${num(last)} of ${num(p.total)} ${noun}`,
+      h('small', {class: 'muted'}, ` · page ${num(p.page)} of ${num(p.pages)}`)),
+    go(p.page + 1, 'Next ›', 'Next page', 'next'),
+    go(p.pages, '»', 'Last page', 'last'))
+}

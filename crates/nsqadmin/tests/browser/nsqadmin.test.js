@@ -6,7 +6,7 @@
 const assert = require('node:assert/strict')
 const {after, before, describe, test} = require('node:test')
 
-const {channelStats, http, nsqadmin, nsqd, nsqlookupd, ok, topicStats, waitFor} = require('./cluster')
+const {channelStats, http, nsqadmin, nsqd, nsqdStats, nsqlookupd, ok, topicStats, waitFor} = require('./cluster')
 const {consume} = require('./consumer')
 const {DESKTOP, PHONE, columnIndex, digits, launch, openPage, pageWait, rowCells, settled, shot} = require('./browser')
 
@@ -580,5 +580,107 @@ describe('layout', () => {
       assert.deepEqual(p.pageErrors, [], 'uncaught errors')
       assert.deepEqual(p.consoleErrors, [], 'console errors')
     }
+  })
+})
+
+// Last, as it adds topics the other tests do not expect: long lists come a page at a time.
+describe('many topics', () => {
+  const BULK = 130
+  const bulk = (i) => `bulk-${String(i).padStart(3, '0')}`
+  const TOP = 'nav.pager[data-key="pager-top"]'
+  const status = (p) => p.textContent(`${TOP} .pager-status`)
+
+  before(async () => {
+    // The earlier tests' pages are done with; left open, they go on refreshing every second.
+    for (const p of pages.splice(0)) await p.closeAll()
+    const {b} = cluster
+    for (let i = 0; i < BULK; i += 10) {
+      await Promise.all(Array.from({length: Math.min(10, BULK - i)}, (_, j) =>
+        ok('POST', `http://${b.http}/topic/create?topic=${bulk(i + j)}`)))
+    }
+    await waitFor('nsqlookupd to list the new topics', async () =>
+      (await lookupdTopics()).filter((t) => t.startsWith('bulk-')).length === BULK)
+  })
+
+  test('the topics list shows 50 topics a page, with a pager that survives refreshes', async () => {
+    const p = await page()
+    await p.goto(ui())
+    await settled(p)
+    await p.waitForSelector(TOP)
+    const total = digits(await p.textContent('.page-sub'))
+    assert.ok(total > BULK, `${total} topics`)
+    const links = () => p.$$eval('a.topic-link', (as) => as.map((a) => a.textContent))
+    assert.equal((await links()).length, 50)
+    assert.match(await status(p), new RegExp(`^1–50 of ${total} topics`))
+    assert.ok(await p.isDisabled(`${TOP} [data-page="prev"]`))
+
+    await p.click(`${TOP} [data-page="next"]`)
+    await pageWait(p, 'the second page', () => /^51–100 /.test(document.querySelector('nav.pager .pager-status').textContent))
+    assert.deepEqual(await links(), (await lookupdTopics()).sort().slice(50, 100))
+    await p.click(`${TOP} [data-page="last"]`)
+    const from = 50 * Math.floor((total - 1) / 50)
+    await pageWait(p, 'the last page', (n) => document.querySelectorAll('a.topic-link').length === n, total - from)
+    assert.ok((await links()).includes(bulk(BULK - 1)), 'the last topic is on the last page')
+    assert.ok(await p.isDisabled(`${TOP} [data-page="next"]`))
+    await p.click('#refresh-now')
+    await pageWait(p, 'the refresh to finish', () => !document.querySelector('#tools .spinner'))
+    assert.match(await status(p), new RegExp(`^${from + 1}–${total} `), 'still on the last page after a refresh')
+    // Sparklines come after the list, for the topics on screen.
+    await pageWait(p, 'the sparkline histories', () => !document.querySelector('main [title="loading history"]'))
+
+    // A filter starts again from the first page; a list that fits on one has no pager.
+    await p.fill('#topic-filter', 'bulk-12')
+    await pageWait(p, 'the filter to apply', () => document.querySelectorAll('a.topic-link').length === 10)
+    assert.equal(await p.$('nav.pager'), null)
+    await p.fill('#topic-filter', '')
+    await pageWait(p, 'the first page again', () => document.querySelectorAll('a.topic-link').length === 50)
+    assert.match(await status(p), /^1–50 /)
+    assert.deepEqual(p.pageErrors, [])
+  })
+
+  test('a node with many topics is paged and filtered; client lists are built when opened', async () => {
+    const p = await page()
+    await p.goto(ui(`nodes/${enc(cluster.b.http)}`))
+    await settled(p)
+    await p.waitForSelector('#node-topic-filter')
+    const topics = digits(await p.textContent('[data-stat="topics"] .stat-value'))
+    assert.ok(topics > BULK, `${topics} topics`)
+    assert.equal((await p.$$('.topic-card')).length, 25)
+    assert.match(await status(p), new RegExp(`^1–25 of ${topics} topics`))
+    await p.click(`${TOP} [data-page="last"]`)
+    const onLast = topics - 25 * (Math.ceil(topics / 25) - 1)
+    await pageWait(p, 'the last page', (n) => document.querySelectorAll('.topic-card').length === n, onLast)
+    const names = ((await nsqdStats(cluster.b)).topics || []).map((t) => t.topic_name).sort((x, y) => x.localeCompare(y))
+    assert.ok(await p.$(`.topic-card[data-topic="${names[names.length - 1]}"]`), `${names[names.length - 1]} is on the last page`)
+
+    await p.fill('#node-topic-filter', 'stream')
+    await p.waitForSelector('.topic-card[data-topic="stream"]')
+    assert.equal((await p.$$('.topic-card')).length, 1)
+    assert.equal(await p.$('nav.pager'), null)
+    const card = '.topic-card[data-topic="stream"]'
+    assert.equal(await p.$(`${card} .table-clients`), null, 'no client table while the list is folded')
+    await p.click(`${card} details.clients-details summary >> text=work`)
+    await p.waitForSelector(`${card} details[open] .table-clients`)
+    assert.match(await p.textContent(`${card} details[open] .table-clients`), /worker/)
+    await p.click('#refresh-now')
+    await pageWait(p, 'the refresh to finish', () => !document.querySelector('#tools .spinner'))
+    assert.ok(await p.$(`${card} details[open] .table-clients`), 'still open after a refresh')
+    await p.click(`${card} details.clients-details summary >> text=work`)
+    await pageWait(p, 'the client table to go', (sel) => !document.querySelector(sel), `${card} .table-clients`)
+    assert.deepEqual(p.pageErrors, [])
+  })
+
+  test('the pager fits a phone screen', async () => {
+    const p = await page({viewport: PHONE, isMobile: true})
+    for (const [name, path] of [['topics-paged', ''], ['node-paged', `nodes/${enc(cluster.b.http)}`]]) {
+      await p.goto(ui(path))
+      await settled(p)
+      await p.waitForSelector(TOP)
+      const overflow = await p.evaluate(() => document.documentElement.scrollWidth - window.innerWidth)
+      assert.ok(overflow <= 0, `${name} (phone) is ${overflow}px wider than the screen`)
+      await shot(p, `${name}-phone`)
+    }
+    assert.deepEqual(p.pageErrors, [])
+    assert.deepEqual(p.consoleErrors, [])
   })
 })

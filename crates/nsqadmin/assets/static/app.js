@@ -180,14 +180,14 @@ function drawTools() {
       class: 'btn btn-sm btn-ghost',
       id: 'auto-refresh',
       'aria-pressed': String(!off),
-      title: off ? 'Automatic refresh is paused' : `Refreshing every ${REFRESH_SECONDS}s`,
+      title: off ? 'Automatic refresh is paused' : `Refreshing every ${refreshSeconds()}s`,
       onclick: () => {
         localStorage.setItem(PAUSE_KEY, off ? '0' : '1')
         schedule()
         drawTools()
       },
     }, h('span', {class: ['dot-live', off && 'dot-off'], 'aria-hidden': 'true'}), off ? 'Paused' : 'Live',
-    off ? null : h('span', {class: 'wide-only'}, ` · ${REFRESH_SECONDS}s`)),
+    off ? null : h('span', {class: 'wide-only'}, ` · ${refreshSeconds()}s`)),
     h('button', {type: 'button', class: 'btn btn-sm btn-ghost', id: 'refresh-now', onclick: () => refresh(), title: 'Refresh now', 'aria-label': 'Refresh now'},
       h('span', {class: 'narrow-only', 'aria-hidden': 'true'}, '↻'), h('span', {class: 'wide-only'}, 'Refresh')))
   morph(tools, fresh)

@@ -271,8 +271,12 @@ async function measure(browser, base, spec) {
     const since = await page.evaluate(() => performance.now())
     const keys = pressKeys(page)
     const seen = () => page.evaluate((t) => window.__scale.refreshes.filter((r) => r.start >= t).length, since)
-    await waitFor(`${REFRESHES} automatic refreshes of ${spec.name}`, async () => (await seen()) >= REFRESHES, 60000 + REFRESHES * 30000, 200)
-    const sent = await keys.stop()
+    let sent
+    try {
+      await waitFor(`${REFRESHES} automatic refreshes of ${spec.name}`, async () => (await seen()) >= REFRESHES, 60000 + REFRESHES * 120000, 200)
+    } finally {
+      sent = await keys.stop()
+    }
     const until = await page.evaluate(() => performance.now())
     const m = await page.evaluate(() => window.__scale)
     const refreshes = m.refreshes.filter((r) => r.start >= since).slice(0, REFRESHES).map((r) => {

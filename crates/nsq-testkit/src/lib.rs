@@ -183,7 +183,6 @@ pub fn spawn_logged(
     name: &'static str,
     echo_env: &'static str,
 ) -> (std::process::Child, ProcessLog) {
-    use std::io::BufRead;
     use std::process::{Command, Stdio};
     let mut child = Command::new(program)
         .args(args)
@@ -193,29 +192,41 @@ pub fn spawn_logged(
         .spawn()
         .unwrap_or_else(|e| panic!("spawn {name} ({}): {e}", program.display()));
     let stderr = child.stderr.take().expect("stderr");
-    let log = ProcessLog {
-        name,
-        state: Default::default(),
-    };
-    let state = log.state.clone();
-    std::thread::spawn(move || {
-        let echo = std::env::var_os(echo_env).is_some();
-        let (m, c) = &*state;
-        for line in std::io::BufReader::new(stderr).lines() {
-            let Ok(line) = line else { break };
-            if echo {
-                eprintln!("{name}: {line}");
-            }
-            m.lock().unwrap_or_else(|e| e.into_inner()).lines.push(line);
-            c.notify_all();
-        }
-        m.lock().unwrap_or_else(|e| e.into_inner()).closed = true;
-        c.notify_all();
-    });
+    let log = ProcessLog::collect(name, stderr, echo_env);
     (child, log)
 }
 
 impl ProcessLog {
+    /// Collects the lines of `reader` (a child's stderr, say) on a thread. When the environment
+    /// variable `echo_env` is set, each line is also printed, prefixed with `name`.
+    pub fn collect(
+        name: &'static str,
+        reader: impl std::io::Read + Send + 'static,
+        echo_env: &'static str,
+    ) -> ProcessLog {
+        use std::io::BufRead;
+        let log = ProcessLog {
+            name,
+            state: Default::default(),
+        };
+        let state = log.state.clone();
+        std::thread::spawn(move || {
+            let echo = std::env::var_os(echo_env).is_some();
+            let (m, c) = &*state;
+            for line in std::io::BufReader::new(reader).lines() {
+                let Ok(line) = line else { break };
+                if echo {
+                    eprintln!("{name}: {line}");
+                }
+                m.lock().unwrap_or_else(|e| e.into_inner()).lines.push(line);
+                c.notify_all();
+            }
+            m.lock().unwrap_or_else(|e| e.into_inner()).closed = true;
+            c.notify_all();
+        });
+        log
+    }
+
     /// Waits until a line contains `needle` and returns it; panics (with the log so far) if the
     /// process exits first or after [`WAIT`].
     pub fn wait_for(&self, needle: &str) -> String {

@@ -1,0 +1,2 @@
+//! The test helpers find the binaries they run.
+mod common;

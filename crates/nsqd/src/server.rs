@@ -65,6 +65,8 @@ pub async fn run(mut opts: Options) -> anyhow::Result<()> {
     };
     let _lock = nsq_daemon::process::lock_dir(&data_path)
         .map_err(|e| fatal(format!("failed to lock data-path: {e}")))?;
+    log::info!("{}", nsq_daemon::version_line("nsqd"));
+    log::info!("ID: {}", opts.node_id);
 
     // Built before any listener, as NSQ does, so a bad certificate fails start-up first.
     let tls_acceptor = crate::tls::server_config(&opts)

@@ -123,6 +123,25 @@ fn listen_failure_is_fatal() {
 }
 
 #[test]
+fn start_up_logs_the_version_line_and_node_id_first() {
+    let n = Nsqd::start(&["--node-id=42"]);
+    let lines = n.log_lines();
+    let version = lines
+        .iter()
+        .position(|l| l.contains("INFO: nsqd v1.3.0 (built w/rustc"))
+        .unwrap_or_else(|| panic!("no version line in {lines:#?}"));
+    let id = lines
+        .iter()
+        .position(|l| l.ends_with("INFO: ID: 42"))
+        .unwrap_or_else(|| panic!("no ID line in {lines:#?}"));
+    let listen = lines
+        .iter()
+        .position(|l| l.contains("TCP: listening on"))
+        .unwrap_or_else(|| panic!("no listen line in {lines:#?}"));
+    assert!(version < id && id < listen, "{lines:#?}");
+}
+
+#[test]
 fn sigterm_and_sigint_exit_cleanly() {
     for sig in ["TERM", "INT"] {
         let mut n = Nsqd::start(&[]);

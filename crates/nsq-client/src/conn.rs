@@ -469,9 +469,7 @@ async fn upgrade_tls(io: BoxIo, addr: &str, opts: &TlsOptions) -> Result<BoxIo, 
         reason,
     };
     let client_config = tls_client_config(opts).map_err(|e| tls_err(e.to_string()))?;
-    let host = host_of(addr);
-    let name = rustls_pki_types::ServerName::try_from(host.to_string())
-        .map_err(|e| tls_err(format!("server name {host:?}: {e}")))?;
+    let name = crate::tls::server_name(addr).map_err(|e| tls_err(e.to_string()))?;
     let connector = tokio_rustls::TlsConnector::from(client_config);
     let stream = connector
         .connect(name, io)
@@ -480,103 +478,8 @@ async fn upgrade_tls(io: BoxIo, addr: &str, opts: &TlsOptions) -> Result<BoxIo, 
     Ok(Box::new(stream))
 }
 
-/// The host part of `host:port` or `[v6]:port`.
-fn host_of(addr: &str) -> &str {
-    let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
-    host.trim_start_matches('[').trim_end_matches(']')
-}
-
-/// Builds the rustls client configuration from the TLS options.
-// A stand-in until `TlsOptions::client_config` lands with the option parsing.
 fn tls_client_config(opts: &TlsOptions) -> Result<Arc<rustls::ClientConfig>, crate::ConfigError> {
-    use rustls_pki_types::pem::PemObject;
-    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-    let bad = |what: &str, e: &dyn std::fmt::Display| {
-        crate::ConfigError::InvalidValue(format!("{what}: {e}"))
-    };
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| bad("TLS", &e))?;
-    let builder = if opts.insecure_skip_verify {
-        builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(NoVerify(provider)))
-    } else {
-        let mut roots = rustls::RootCertStore::empty();
-        if let Some(path) = &opts.root_ca_file {
-            for cert in
-                CertificateDer::pem_file_iter(path).map_err(|e| bad("tls_root_ca_file", &e))?
-            {
-                let cert = cert.map_err(|e| bad("tls_root_ca_file", &e))?;
-                roots.add(cert).map_err(|e| bad("tls_root_ca_file", &e))?;
-            }
-        }
-        builder.with_root_certificates(roots)
-    };
-    let config = match (&opts.cert_file, &opts.key_file) {
-        (Some(cert), Some(key)) => {
-            let certs = CertificateDer::pem_file_iter(cert)
-                .map_err(|e| bad("tls_cert", &e))?
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| bad("tls_cert", &e))?;
-            let key = PrivateKeyDer::from_pem_file(key).map_err(|e| bad("tls_key", &e))?;
-            builder
-                .with_client_auth_cert(certs, key)
-                .map_err(|e| bad("tls_cert", &e))?
-        }
-        _ => builder.with_no_client_auth(),
-    };
-    Ok(Arc::new(config))
-}
-
-/// Accepts any server certificate (`tls_insecure_skip_verify`), still checking signatures.
-#[derive(Debug)]
-struct NoVerify(Arc<rustls::crypto::CryptoProvider>);
-
-impl rustls::client::danger::ServerCertVerifier for NoVerify {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &rustls_pki_types::CertificateDer<'_>,
-        _intermediates: &[rustls_pki_types::CertificateDer<'_>],
-        _server_name: &rustls_pki_types::ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: rustls_pki_types::UnixTime,
-    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        Ok(rustls::client::danger::ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &rustls_pki_types::CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &rustls_pki_types::CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
+    opts.client_config()
 }
 
 /// Appends `NAME\n[size][body]`.
@@ -655,13 +558,6 @@ pub(crate) async fn writer_task<W: AsyncWrite + Unpin>(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn host_parts() {
-        assert_eq!(host_of("127.0.0.1:4150"), "127.0.0.1");
-        assert_eq!(host_of("[::1]:4150"), "::1");
-        assert_eq!(host_of("localhost:1"), "localhost");
-    }
 
     #[test]
     fn identify_fields() {

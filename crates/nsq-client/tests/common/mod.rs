@@ -126,6 +126,7 @@ pub fn config() -> nsq_client::Config {
     let mut c = nsq_client::Config::new();
     c.lookupd_poll_interval = Duration::from_millis(200);
     c.read_timeout = Duration::from_secs(10);
+    c.heartbeat_interval = Some(Duration::from_secs(5));
     c.dial_timeout = Duration::from_secs(2);
     c
 }

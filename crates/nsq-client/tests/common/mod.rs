@@ -1,6 +1,6 @@
 //! Real daemons for the client's tests: nsqd and nsqlookupd binaries from the same target
 //! directory, on ephemeral loopback ports with temporary data directories.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

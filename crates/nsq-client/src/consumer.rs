@@ -151,12 +151,14 @@ impl ConnHandle {
     }
 
     pub(crate) fn finish(&self, id: &MessageId) {
-        self.send(&format!("FIN {}", String::from_utf8_lossy(id.as_bytes())));
-        self.responded();
+        // As go-nsq does, RDY changes go out before the response, so a requeue cannot be
+        // redelivered under the old RDY count.
         if let Some(c) = self.consumer.upgrade() {
             c.finished.fetch_add(1, Ordering::Relaxed);
             c.backoff_signal(Signal::Resume);
         }
+        self.send(&format!("FIN {}", String::from_utf8_lossy(id.as_bytes())));
+        self.responded();
     }
 
     pub(crate) fn requeue(
@@ -175,12 +177,6 @@ impl ConnHandle {
             ),
             None => Duration::ZERO,
         });
-        self.send(&format!(
-            "REQ {} {}",
-            String::from_utf8_lossy(id.as_bytes()),
-            delay.as_millis()
-        ));
-        self.responded();
         if let Some(c) = consumer {
             c.requeued.fetch_add(1, Ordering::Relaxed);
             c.backoff_signal(if backoff {
@@ -189,6 +185,12 @@ impl ConnHandle {
                 Signal::Continue
             });
         }
+        self.send(&format!(
+            "REQ {} {}",
+            String::from_utf8_lossy(id.as_bytes()),
+            delay.as_millis()
+        ));
+        self.responded();
     }
 
     pub(crate) fn touch(&self, id: &MessageId) {
@@ -844,8 +846,10 @@ async fn connect_nsqd(shared: &Arc<Shared>, addr: &str) -> Result<(), Error> {
             shared.config.rdy_redistribute_interval,
         ));
     }
-    // Every connection's share shrinks when one is added.
-    let conns: Vec<_> = st.conns.values().cloned().collect();
+    // Every connection's share shrinks when one is added; lowering the largest first frees
+    // room for the new one instead of leaving it to a retry.
+    let mut conns: Vec<_> = st.conns.values().cloned().collect();
+    conns.sort_by_key(|c| std::cmp::Reverse(c.rdy()));
     for c in conns {
         shared.maybe_update_rdy(&mut st, &c);
     }

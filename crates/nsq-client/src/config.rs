@@ -308,12 +308,8 @@ impl Config {
     fn set_value(&mut self, option: &str, value: Value<'_>) -> Result<(), ConfigError> {
         let option = option.replace('-', "_");
         let opt = option.as_str();
-        if let Some(r) = DURATION_RANGES.iter().find(|r| r.option == opt) {
-            let d = coerce_ranged_duration(r, value)?;
-            *self.duration_field(opt).ok_or_else(|| unknown(opt))? = d;
-            return Ok(());
-        }
-        if let Some(r) = UNSIGNED_DURATIONS.iter().find(|r| r.option == opt) {
+        let mut ranged = DURATION_RANGES.iter().chain(&UNSIGNED_DURATIONS);
+        if let Some(r) = ranged.find(|r| r.option == opt) {
             let d = coerce_ranged_duration(r, value)?;
             *self.duration_field(opt).ok_or_else(|| unknown(opt))? = d;
             return Ok(());

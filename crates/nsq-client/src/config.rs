@@ -308,12 +308,8 @@ impl Config {
     fn set_value(&mut self, option: &str, value: Value<'_>) -> Result<(), ConfigError> {
         let option = option.replace('-', "_");
         let opt = option.as_str();
-        if let Some(r) = DURATION_RANGES.iter().find(|r| r.option == opt) {
-            let d = coerce_ranged_duration(r, value)?;
-            *self.duration_field(opt).ok_or_else(|| unknown(opt))? = d;
-            return Ok(());
-        }
-        if let Some(r) = UNSIGNED_DURATIONS.iter().find(|r| r.option == opt) {
+        let mut ranged = DURATION_RANGES.iter().chain(&UNSIGNED_DURATIONS);
+        if let Some(r) = ranged.find(|r| r.option == opt) {
             let d = coerce_ranged_duration(r, value)?;
             *self.duration_field(opt).ok_or_else(|| unknown(opt))? = d;
             return Ok(());
@@ -366,6 +362,11 @@ impl Config {
                 let v = coerce_int(opt, value)?;
                 check_bounds(opt, v, Some(0), None, i64::to_string)?;
                 self.max_in_flight = usize::try_from(v).map_err(|_| invalid_range(opt, v))?;
+            }
+            // go-nsq matches an empty name to its one untagged field, a bool, so `,1` is accepted
+            // and changes nothing while `,x` fails as a bool would.
+            "" => {
+                coerce_bool(opt, value)?;
             }
             // go-nsq takes only a ready-made *tls.Config here; text never fits it.
             "tls_config" => return Err(coerce_failed(opt, value, INVALID_TYPE)),
@@ -716,7 +717,8 @@ fn parse_float(s: &str) -> Result<f64, &'static str> {
             f64::INFINITY
         });
     }
-    if lower == "nan" {
+    // Go takes a sign on infinities only.
+    if text.eq_ignore_ascii_case("nan") {
         return Ok(f64::NAN);
     }
     let magnitude = if let Some(hex) = lower.strip_prefix("0x") {
@@ -944,4 +946,611 @@ fn builtin_port(name: &str) -> Option<u16> {
         "telnet" => 23,
         _ => return None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(option: &str, value: &str) -> Result<Config, String> {
+        let mut c = Config::new();
+        c.set(option, value).map(|()| c).map_err(|e| e.to_string())
+    }
+
+    fn flag(text: &str) -> Result<Config, String> {
+        let mut c = Config::new();
+        c.set_flag(text).map(|()| c).map_err(|e| e.to_string())
+    }
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    #[test]
+    fn defaults_match_go_nsq() {
+        let c = Config::new();
+        assert_eq!(c.dial_timeout, Duration::from_secs(1));
+        assert_eq!(c.read_timeout, Duration::from_secs(60));
+        assert_eq!(c.write_timeout, Duration::from_secs(1));
+        assert_eq!(c.lookupd_poll_interval, Duration::from_secs(60));
+        assert_eq!(c.lookupd_poll_jitter, 0.3);
+        assert_eq!(c.max_requeue_delay, Duration::from_secs(900));
+        assert_eq!(c.default_requeue_delay, Duration::from_secs(90));
+        assert_eq!(c.max_backoff_duration, Duration::from_secs(120));
+        assert_eq!(c.max_attempts, 5);
+        assert_eq!(c.heartbeat_interval, Some(Duration::from_secs(30)));
+        assert_eq!(c.output_buffer_timeout, Some(ms(250)));
+        assert_eq!(c.deflate_level, 6);
+        assert_eq!(c.max_in_flight, 1);
+        assert!(c.skip_lookupd_authorization);
+        assert!(c.user_agent.starts_with("nsq-rs/"));
+        assert!(!c.client_id.contains('.'));
+        assert_eq!(c.validate(), Ok(()));
+    }
+
+    #[test]
+    fn every_option_sets() {
+        type Check = fn(&Config) -> bool;
+        let table: &[(&str, &str, Check)] = &[
+            ("dial_timeout", "2s", |c| {
+                c.dial_timeout == Duration::from_secs(2)
+            }),
+            ("dial_timeout", "0", |c| c.dial_timeout == Duration::ZERO),
+            ("read_timeout", "100ms", |c| c.read_timeout == ms(100)),
+            ("read_timeout", "5m", |c| {
+                c.read_timeout == Duration::from_secs(300)
+            }),
+            ("write_timeout", "1.5s", |c| c.write_timeout == ms(1500)),
+            ("local_addr", "127.0.0.1:0", |c| {
+                c.local_addr == Some("127.0.0.1:0".parse().unwrap())
+            }),
+            ("local_addr", "[::1]:4000", |c| {
+                c.local_addr == Some("[::1]:4000".parse().unwrap())
+            }),
+            ("local_addr", "", |c| c.local_addr.is_none()),
+            ("local_addr", ":0", |c| c.local_addr.is_none()),
+            ("local_addr", ":4000", |c| {
+                c.local_addr == Some("0.0.0.0:4000".parse().unwrap())
+            }),
+            ("local_addr", "127.0.0.1:http", |c| {
+                c.local_addr == Some("127.0.0.1:80".parse().unwrap())
+            }),
+            ("local_addr", "127.0.0.1:+5", |c| {
+                c.local_addr == Some("127.0.0.1:5".parse().unwrap())
+            }),
+            ("local_addr", "127.0.0.1:", |c| {
+                c.local_addr == Some("127.0.0.1:0".parse().unwrap())
+            }),
+            ("local_addr", "localhost:0", |c| {
+                c.local_addr.is_some_and(|a| a.ip().is_loopback())
+            }),
+            ("lookupd_poll_interval", "10ms", |c| {
+                c.lookupd_poll_interval == ms(10)
+            }),
+            ("lookupd_poll_jitter", "0", |c| c.lookupd_poll_jitter == 0.0),
+            ("lookupd_poll_jitter", "1", |c| c.lookupd_poll_jitter == 1.0),
+            ("lookupd_poll_jitter", "0x1p-2", |c| {
+                c.lookupd_poll_jitter == 0.25
+            }),
+            ("lookupd_poll_jitter", ".5", |c| {
+                c.lookupd_poll_jitter == 0.5
+            }),
+            ("lookupd_poll_jitter", "5e-1", |c| {
+                c.lookupd_poll_jitter == 0.5
+            }),
+            ("lookupd_poll_jitter", "0.2_5", |c| {
+                c.lookupd_poll_jitter == 0.25
+            }),
+            ("lookupd_poll_jitter", "NaN", |c| {
+                c.lookupd_poll_jitter.is_nan()
+            }),
+            ("lookupd_poll_timeout", "1m", |c| {
+                c.lookupd_poll_timeout == Duration::from_secs(60)
+            }),
+            ("max_requeue_delay", "60m", |c| {
+                c.max_requeue_delay == Duration::from_secs(3600)
+            }),
+            ("default_requeue_delay", "0", |c| {
+                c.default_requeue_delay == Duration::ZERO
+            }),
+            ("backoff_strategy", "full_jitter", |c| {
+                c.backoff_strategy == BackoffStrategy::FullJitter
+            }),
+            ("backoff_strategy", "exponential", |c| {
+                c.backoff_strategy == BackoffStrategy::Exponential
+            }),
+            ("backoff_strategy", "", |c| {
+                c.backoff_strategy == BackoffStrategy::Exponential
+            }),
+            ("max_backoff_duration", "0s", |c| {
+                c.max_backoff_duration == Duration::ZERO
+            }),
+            ("backoff_multiplier", "250ms", |c| {
+                c.backoff_multiplier == ms(250)
+            }),
+            ("max_attempts", "0", |c| c.max_attempts == 0),
+            ("max_attempts", "65535", |c| c.max_attempts == 65535),
+            // go-nsq keeps the low 16 bits.
+            ("max_attempts", "65536", |c| c.max_attempts == 0),
+            ("max_attempts", "70000", |c| c.max_attempts == 4464),
+            ("low_rdy_idle_timeout", "1s", |c| {
+                c.low_rdy_idle_timeout == ms(1000)
+            }),
+            ("low_rdy_timeout", "5m", |c| {
+                c.low_rdy_timeout == Duration::from_secs(300)
+            }),
+            ("rdy_redistribute_interval", "1ms", |c| {
+                c.rdy_redistribute_interval == ms(1)
+            }),
+            ("client_id", "worker-1", |c| c.client_id == "worker-1"),
+            ("hostname", "h.example", |c| c.hostname == "h.example"),
+            ("user_agent", "app/1 x,y", |c| c.user_agent == "app/1 x,y"),
+            ("heartbeat_interval", "1s", |c| {
+                c.heartbeat_interval == Some(ms(1000))
+            }),
+            ("heartbeat_interval", "-1ms", |c| {
+                c.heartbeat_interval.is_none()
+            }),
+            ("heartbeat_interval", "-1ns", |c| {
+                c.heartbeat_interval.is_none()
+            }),
+            ("heartbeat_interval", "-1.5ms", |c| {
+                c.heartbeat_interval.is_none()
+            }),
+            ("heartbeat_interval", "-500us", |c| {
+                c.heartbeat_interval == Some(Duration::ZERO)
+            }),
+            ("sample_rate", "99", |c| c.sample_rate == 99),
+            // go-nsq keeps the low 32 bits before checking the range.
+            ("sample_rate", "4294967296", |c| c.sample_rate == 0),
+            ("tls_v1", "true", |c| c.tls_v1),
+            ("tls_v1", "T", |c| c.tls_v1),
+            ("tls_v1", "1", |c| c.tls_v1),
+            ("deflate", "TRUE", |c| c.deflate),
+            ("snappy", "True", |c| c.snappy),
+            ("skip_lookupd_authorization", "false", |c| {
+                !c.skip_lookupd_authorization
+            }),
+            ("skip_lookupd_authorization", "F", |c| {
+                !c.skip_lookupd_authorization
+            }),
+            ("deflate_level", "9", |c| c.deflate_level == 9),
+            ("deflate_level", "+1", |c| c.deflate_level == 1),
+            ("output_buffer_size", "-1", |c| c.output_buffer_size == -1),
+            ("output_buffer_size", "1048576", |c| {
+                c.output_buffer_size == 1 << 20
+            }),
+            ("output_buffer_timeout", "100ms", |c| {
+                c.output_buffer_timeout == Some(ms(100))
+            }),
+            ("output_buffer_timeout", "-1ms", |c| {
+                c.output_buffer_timeout.is_none()
+            }),
+            ("output_buffer_timeout", "0", |c| {
+                c.output_buffer_timeout == Some(Duration::ZERO)
+            }),
+            ("max_in_flight", "0", |c| c.max_in_flight == 0),
+            ("max_in_flight", "2500", |c| c.max_in_flight == 2500),
+            ("msg_timeout", "30s", |c| {
+                c.msg_timeout == Duration::from_secs(30)
+            }),
+            ("auth_secret", "s3cret", |c| c.auth_secret == "s3cret"),
+            ("tls_insecure_skip_verify", "true", |c| {
+                c.tls.insecure_skip_verify
+            }),
+            ("tls_min_version", "ssl3.0", |c| {
+                c.tls.min_version.as_deref() == Some("ssl3.0")
+            }),
+            ("tls_min_version", "tls1.2", |c| {
+                c.tls.min_version.as_deref() == Some("tls1.2")
+            }),
+            ("tls_cert", "/no/such/cert.pem", |c| {
+                c.tls.cert_file == Some(PathBuf::from("/no/such/cert.pem"))
+            }),
+            ("tls_key", "/no/such/key.pem", |c| {
+                c.tls.key_file == Some(PathBuf::from("/no/such/key.pem"))
+            }),
+            // Dashes count as underscores.
+            ("max-in-flight", "7", |c| c.max_in_flight == 7),
+        ];
+        for (option, value, check) in table {
+            match set(option, value) {
+                Ok(c) => assert!(check(&c), "{option}={value:?} set the wrong value"),
+                Err(e) => panic!("{option}={value:?} refused: {e}"),
+            }
+        }
+    }
+
+    #[test]
+    fn bad_values_fail_with_go_nsq_texts() {
+        let table = [
+            ("max_in_flight", "-1", "invalid max_in_flight ! -1 < 0"),
+            (
+                "max_in_flight",
+                "abc",
+                r#"failed to coerce option max_in_flight (abc) - strconv.ParseInt: parsing "abc": invalid syntax"#,
+            ),
+            (
+                "max_in_flight",
+                "0x10",
+                r#"failed to coerce option max_in_flight (0x10) - strconv.ParseInt: parsing "0x10": invalid syntax"#,
+            ),
+            (
+                "max_in_flight",
+                "99999999999999999999",
+                r#"failed to coerce option max_in_flight (99999999999999999999) - strconv.ParseInt: parsing "99999999999999999999": value out of range"#,
+            ),
+            ("read_timeout", "50ms", "invalid read_timeout ! 50ms < 100ms"),
+            ("read_timeout", "10m", "invalid read_timeout ! 10m0s > 5m0s"),
+            ("write_timeout", "99ms", "invalid write_timeout ! 99ms < 100ms"),
+            (
+                "read_timeout",
+                "x",
+                r#"failed to coerce option read_timeout (x) - time: invalid duration "x""#,
+            ),
+            (
+                "read_timeout",
+                "1",
+                r#"failed to coerce option read_timeout (1) - time: missing unit in duration "1""#,
+            ),
+            (
+                "read_timeout",
+                "100ms,x",
+                r#"failed to coerce option read_timeout (100ms,x) - time: unknown unit "ms,x" in duration "100ms,x""#,
+            ),
+            ("lookupd_poll_interval", "9ms", "invalid lookupd_poll_interval ! 9ms < 10ms"),
+            ("lookupd_poll_jitter", "1e6", "invalid lookupd_poll_jitter ! 1e+06 > 1"),
+            ("lookupd_poll_jitter", "-0.5", "invalid lookupd_poll_jitter ! -0.5 < 0"),
+            ("lookupd_poll_jitter", "inf", "invalid lookupd_poll_jitter ! +Inf > 1"),
+            ("lookupd_poll_jitter", "1_0", "invalid lookupd_poll_jitter ! 10 > 1"),
+            (
+                "lookupd_poll_jitter",
+                "x",
+                r#"failed to coerce option lookupd_poll_jitter (x) - strconv.ParseFloat: parsing "x": invalid syntax"#,
+            ),
+            (
+                "lookupd_poll_jitter",
+                "1e400",
+                r#"failed to coerce option lookupd_poll_jitter (1e400) - strconv.ParseFloat: parsing "1e400": value out of range"#,
+            ),
+            (
+                "lookupd_poll_jitter",
+                "0x1",
+                r#"failed to coerce option lookupd_poll_jitter (0x1) - strconv.ParseFloat: parsing "0x1": invalid syntax"#,
+            ),
+            (
+                "lookupd_poll_jitter",
+                "1__0",
+                r#"failed to coerce option lookupd_poll_jitter (1__0) - strconv.ParseFloat: parsing "1__0": invalid syntax"#,
+            ),
+            ("max_requeue_delay", "-1s", "invalid max_requeue_delay ! -1s < 0s"),
+            ("max_requeue_delay", "61m", "invalid max_requeue_delay ! 1h1m0s > 1h0m0s"),
+            ("default_requeue_delay", "2h", "invalid default_requeue_delay ! 2h0m0s > 1h0m0s"),
+            ("max_backoff_duration", "-1ns", "invalid max_backoff_duration ! -1ns < 0s"),
+            ("backoff_multiplier", "90m", "invalid backoff_multiplier ! 1h30m0s > 1h0m0s"),
+            (
+                "backoff_strategy",
+                "foo",
+                "failed to coerce option backoff_strategy (foo) - invalid value type",
+            ),
+            (
+                "max_attempts",
+                "-1",
+                r#"failed to coerce option max_attempts (-1) - strconv.ParseUint: parsing "-1": invalid syntax"#,
+            ),
+            (
+                "max_attempts",
+                "+5",
+                r#"failed to coerce option max_attempts (+5) - strconv.ParseUint: parsing "+5": invalid syntax"#,
+            ),
+            (
+                "max_attempts",
+                " 5",
+                r#"failed to coerce option max_attempts ( 5) - strconv.ParseUint: parsing " 5": invalid syntax"#,
+            ),
+            ("low_rdy_idle_timeout", "999ms", "invalid low_rdy_idle_timeout ! 999ms < 1s"),
+            ("low_rdy_timeout", "6m", "invalid low_rdy_timeout ! 6m0s > 5m0s"),
+            ("rdy_redistribute_interval", "0", "invalid rdy_redistribute_interval ! 0s < 1ms"),
+            ("rdy_redistribute_interval", "6s", "invalid rdy_redistribute_interval ! 6s > 5s"),
+            ("sample_rate", "100", "invalid sample_rate ! 100 > 99"),
+            ("sample_rate", "-1", "invalid sample_rate ! -1 < 0"),
+            ("sample_rate", "4294967396", "invalid sample_rate ! 100 > 99"),
+            (
+                "tls_v1",
+                "yes",
+                r#"failed to coerce option tls_v1 (yes) - strconv.ParseBool: parsing "yes": invalid syntax"#,
+            ),
+            (
+                "snappy",
+                "",
+                r#"failed to coerce option snappy () - strconv.ParseBool: parsing "": invalid syntax"#,
+            ),
+            ("deflate_level", "0", "invalid deflate_level ! 0 < 1"),
+            ("deflate_level", "10", "invalid deflate_level ! 10 > 9"),
+            (
+                "output_buffer_size",
+                "1.5",
+                r#"failed to coerce option output_buffer_size (1.5) - strconv.ParseInt: parsing "1.5": invalid syntax"#,
+            ),
+            ("msg_timeout", "-1ns", "invalid msg_timeout ! -1ns < 0s"),
+            (
+                "local_addr",
+                "foo",
+                "failed to coerce option local_addr (foo) - address foo: missing port in address",
+            ),
+            (
+                "local_addr",
+                "1.2.3.4:99999",
+                "failed to coerce option local_addr (1.2.3.4:99999) - address 99999: invalid port",
+            ),
+            (
+                "local_addr",
+                "1.2.3.4:-1",
+                "failed to coerce option local_addr (1.2.3.4:-1) - address -1: invalid port",
+            ),
+            (
+                "local_addr",
+                "a:b:c",
+                "failed to coerce option local_addr (a:b:c) - address a:b:c: too many colons in address",
+            ),
+            (
+                "local_addr",
+                "[::1",
+                "failed to coerce option local_addr ([::1) - address [::1: missing ']' in address",
+            ),
+            (
+                "local_addr",
+                "[::1]",
+                "failed to coerce option local_addr ([::1]) - address [::1]: missing port in address",
+            ),
+            (
+                "local_addr",
+                "[::1]x:1",
+                "failed to coerce option local_addr ([::1]x:1) - address [::1]x:1: missing port in address",
+            ),
+            (
+                "local_addr",
+                "a]:1",
+                "failed to coerce option local_addr (a]:1) - address a]:1: unexpected ']' in address",
+            ),
+            (
+                "local_addr",
+                "127.0.0.1:nosuchservice",
+                "failed to coerce option local_addr (127.0.0.1:nosuchservice) - address tcp/nosuchservice: unknown port",
+            ),
+            ("tls_min_version", "tls1.3", "ERROR: tls1.3 is not a tls version"),
+            (
+                "tls_insecure_skip_verify",
+                "x",
+                r#"failed to coerce option tls_insecure_skip_verify (x) - strconv.ParseBool: parsing "x": invalid syntax"#,
+            ),
+            (
+                "tls_root_ca_file",
+                "/no/such/ca.pem",
+                "ERROR: failed to read custom Certificate Authority file open /no/such/ca.pem: no such file or directory",
+            ),
+            (
+                "tls_config",
+                "x",
+                "failed to coerce option tls_config (x) - invalid value type",
+            ),
+            ("bogus", "1", "invalid option bogus"),
+            ("bogus-opt", "1", "invalid option bogus_opt"),
+            // Values go-nsq accepts but these fields cannot hold.
+            ("dial_timeout", "-1s", "invalid dial_timeout ! -1s < 0s"),
+            ("lookupd_poll_timeout", "-1s", "invalid lookupd_poll_timeout ! -1s < 0s"),
+            ("heartbeat_interval", "-2ms", "invalid heartbeat_interval ! -2ms < -1ms"),
+            ("output_buffer_timeout", "-1s", "invalid output_buffer_timeout ! -1s < -1ms"),
+        ];
+        for (option, value, want) in table {
+            match set(option, value) {
+                Ok(_) => panic!("{option}={value:?} accepted"),
+                Err(got) => assert_eq!(got, want, "{option}={value:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_refused_value_leaves_the_option_alone() {
+        let mut c = Config::new();
+        c.set("max_in_flight", "9").unwrap();
+        assert!(c.set("max_in_flight", "-1").is_err());
+        assert_eq!(c.max_in_flight, 9);
+    }
+
+    #[test]
+    fn flags_split_at_the_first_comma() {
+        let c = flag("max_attempts,10").unwrap();
+        assert_eq!(c.max_attempts, 10);
+        let c = flag("auth_secret,a,b,,c").unwrap();
+        assert_eq!(c.auth_secret, "a,b,,c");
+        let c = flag("client_id,").unwrap();
+        assert_eq!(c.client_id, "");
+        let c = flag("heartbeat-interval,5s").unwrap();
+        assert_eq!(c.heartbeat_interval, Some(ms(5000)));
+        assert_eq!(
+            flag("read_timeout,100ms,x").unwrap_err(),
+            r#"failed to coerce option read_timeout (100ms,x) - time: unknown unit "ms,x" in duration "100ms,x""#
+        );
+        assert_eq!(flag("nope,1").unwrap_err(), "invalid option nope");
+        assert_eq!(flag("_,1").unwrap_err(), "invalid option _");
+        // go-nsq's empty name reaches a bool field.
+        assert!(flag(",1").is_ok());
+        assert!(flag("").is_ok());
+        assert_eq!(
+            flag(",").unwrap_err(),
+            r#"failed to coerce option  () - strconv.ParseBool: parsing "": invalid syntax"#
+        );
+    }
+
+    #[test]
+    fn a_bare_flag_is_the_boolean_true() {
+        for option in [
+            "tls_v1",
+            "deflate",
+            "snappy",
+            "skip_lookupd_authorization",
+            "tls_insecure_skip_verify",
+        ] {
+            let mut c = Config::new();
+            c.skip_lookupd_authorization = false;
+            c.set_flag(option).unwrap();
+            assert!(
+                c.tls_v1
+                    || c.deflate
+                    || c.snappy
+                    || c.skip_lookupd_authorization
+                    || c.tls.insecure_skip_verify,
+                "{option}"
+            );
+        }
+        // go-nsq formats the bool with %s.
+        assert_eq!(flag("hostname").unwrap().hostname, "%!s(bool=true)");
+        for option in [
+            "max_in_flight",
+            "read_timeout",
+            "lookupd_poll_jitter",
+            "max_attempts",
+            "local_addr",
+            "backoff_strategy",
+            "heartbeat_interval",
+            "tls_config",
+        ] {
+            assert_eq!(
+                flag(option).unwrap_err(),
+                format!("failed to coerce option {option} (true) - invalid value type")
+            );
+        }
+        for option in ["tls_min_version", "tls_root_ca_file", "tls_cert", "tls_key"] {
+            assert_eq!(flag(option).unwrap_err(), "ERROR: true is not a string");
+        }
+    }
+
+    #[test]
+    fn validate_reports_go_field_names_in_go_order() {
+        type Change = fn(&mut Config);
+        let cases: &[(Change, &str)] = &[
+            (
+                |c| c.read_timeout = ms(50),
+                "invalid ReadTimeout ! 50ms < 100ms",
+            ),
+            (
+                |c| c.write_timeout = Duration::from_secs(301),
+                "invalid WriteTimeout ! 5m1s > 5m0s",
+            ),
+            (
+                |c| c.lookupd_poll_interval = ms(1),
+                "invalid LookupdPollInterval ! 1ms < 10ms",
+            ),
+            (
+                |c| c.lookupd_poll_jitter = 1.5,
+                "invalid LookupdPollJitter ! 1.5 > 1",
+            ),
+            (
+                |c| c.max_requeue_delay = Duration::from_secs(7200),
+                "invalid MaxRequeueDelay ! 2h0m0s > 1h0m0s",
+            ),
+            (
+                |c| c.default_requeue_delay = Duration::from_secs(3601),
+                "invalid DefaultRequeueDelay ! 1h0m1s > 1h0m0s",
+            ),
+            (
+                |c| c.max_backoff_duration = Duration::from_secs(3601),
+                "invalid MaxBackoffDuration ! 1h0m1s > 1h0m0s",
+            ),
+            (
+                |c| c.backoff_multiplier = Duration::from_secs(3601),
+                "invalid BackoffMultiplier ! 1h0m1s > 1h0m0s",
+            ),
+            (
+                |c| c.low_rdy_idle_timeout = ms(10),
+                "invalid LowRdyIdleTimeout ! 10ms < 1s",
+            ),
+            (
+                |c| c.low_rdy_timeout = Duration::ZERO,
+                "invalid LowRdyTimeout ! 0s < 1s",
+            ),
+            (
+                |c| c.rdy_redistribute_interval = Duration::from_micros(10),
+                "invalid RDYRedistributeInterval ! 10µs < 1ms",
+            ),
+            (|c| c.sample_rate = -5, "invalid SampleRate ! -5 < 0"),
+            (|c| c.deflate_level = 0, "invalid DeflateLevel ! 0 < 1"),
+            (|c| c.deflate_level = 10, "invalid DeflateLevel ! 10 > 9"),
+            (
+                |c| c.heartbeat_interval = Some(Duration::from_secs(120)),
+                "HeartbeatInterval 2m0s must be less than ReadTimeout 1m0s",
+            ),
+            // Range errors come before the heartbeat check, and earlier fields first.
+            (
+                |c| {
+                    c.heartbeat_interval = Some(Duration::from_secs(120));
+                    c.deflate_level = 0;
+                    c.low_rdy_timeout = Duration::ZERO;
+                },
+                "invalid LowRdyTimeout ! 0s < 1s",
+            ),
+        ];
+        for (change, want) in cases {
+            let mut c = Config::new();
+            change(&mut c);
+            assert_eq!(c.validate().unwrap_err().to_string(), *want);
+        }
+    }
+
+    #[test]
+    fn validate_accepts_what_go_nsq_accepts() {
+        let mut c = Config::new();
+        // Equal is not "more than".
+        c.heartbeat_interval = None;
+        c.deflate = true;
+        c.snappy = true;
+        c.tls.cert_file = Some(PathBuf::from("/no/such/cert.pem"));
+        c.lookupd_poll_jitter = f64::NAN;
+        c.max_in_flight = 0;
+        assert_eq!(c.validate(), Ok(()));
+        let mut c = Config::new();
+        c.heartbeat_interval = Some(c.read_timeout);
+        assert_eq!(c.validate(), Ok(()));
+    }
+
+    #[test]
+    fn host_port_splitting_follows_go() {
+        assert_eq!(split_host_port("a:1"), Ok(("a", "1")));
+        assert_eq!(split_host_port("[::1]:4150"), Ok(("::1", "4150")));
+        assert_eq!(split_host_port(":4150"), Ok(("", "4150")));
+        assert_eq!(split_host_port("a:"), Ok(("a", "")));
+        assert_eq!(
+            split_host_port("[a]:1:2").unwrap_err(),
+            "address [a]:1:2: too many colons in address"
+        );
+        assert_eq!(
+            split_host_port("a[:1").unwrap_err(),
+            "address a[:1: unexpected '[' in address"
+        );
+        assert_eq!(
+            split_host_port("").unwrap_err(),
+            "address : missing port in address"
+        );
+    }
+
+    #[test]
+    fn float_parsing_follows_go() {
+        assert_eq!(parse_float("0x1.8p1"), Ok(3.0));
+        assert_eq!(parse_float("0X_1P-2"), Ok(0.25));
+        assert_eq!(parse_float("-Infinity"), Ok(f64::NEG_INFINITY));
+        assert_eq!(parse_float("1_000.5"), Ok(1000.5));
+        assert_eq!(parse_float("1e-400"), Ok(0.0));
+        for bad in [
+            "", "+", "-+1", "+nan", "-NaN", "1_", "_1", "1e", "0x", "0xp1", "0x1.g", "1.5x", " 1",
+        ] {
+            assert_eq!(parse_float(bad), Err(SYNTAX), "{bad:?}");
+        }
+        assert_eq!(parse_float("0x1p2000"), Err(RANGE));
+        assert_eq!(parse_int("-9223372036854775808"), Ok(i64::MIN));
+        assert_eq!(parse_int("9223372036854775808"), Err(RANGE));
+        assert_eq!(parse_int("-"), Err(SYNTAX));
+        assert_eq!(parse_uint("18446744073709551615"), Ok(u64::MAX));
+        assert_eq!(parse_uint("18446744073709551616"), Err(RANGE));
+    }
 }

@@ -159,12 +159,8 @@ pub fn apply_config_opts(
     Ok(())
 }
 
-/// go-nsq's `ConfigFlag.Set`: split at the first comma; a bare key means `true`.
 fn set_opt(config: &mut nsq_client::Config, opt: &str) -> Result<(), nsq_client::ConfigError> {
-    match opt.split_once(',') {
-        Some((key, value)) => config.set(key, value),
-        None => config.set(opt, "true"),
-    }
+    config.set_flag(opt)
 }
 
 /// Which kind of address a consumer was given.

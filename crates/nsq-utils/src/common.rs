@@ -230,7 +230,15 @@ pub fn check_sources(
 /// Go's (`dial tcp 127.0.0.1:1: connect: connection refused`); other errors keep their own text.
 pub fn client_error_text(err: &nsq_client::Error) -> String {
     match err {
-        nsq_client::Error::Io { addr, source } => dial_error_text(addr, source),
+        // Only a refused connection is certainly a dial failure; other I/O errors may come
+        // from an established connection.
+        nsq_client::Error::Io { addr, source }
+            if source.kind() == std::io::ErrorKind::ConnectionRefused =>
+        {
+            dial_error_text(addr, source)
+        }
+        // go-nsq reports nsqd's error frame as its bare text (`E_BAD_TOPIC ...`).
+        nsq_client::Error::Server { text, .. } => text.clone(),
         nsq_client::Error::Timeout { addr, what } if *what == "dial" || *what == "connect" => {
             format!("dial tcp {addr}: i/o timeout")
         }

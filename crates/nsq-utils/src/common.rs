@@ -238,6 +238,9 @@ pub fn client_error_text(err: &nsq_client::Error) -> String {
             dial_error_text(addr, source)
         }
         // go-nsq reports nsqd's error frame as its bare text (`E_BAD_TOPIC ...`).
+        nsq_client::Error::Server { code, text, .. } if code == "E_IDENTIFY_FAILED" => {
+            format!("failed to IDENTIFY - {text}")
+        }
         nsq_client::Error::Server { text, .. } => text.clone(),
         nsq_client::Error::Timeout { addr, what } if *what == "dial" || *what == "connect" => {
             format!("dial tcp {addr}: i/o timeout")

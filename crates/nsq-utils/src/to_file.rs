@@ -8,6 +8,8 @@ use nsq_daemon::LogLevel;
 use nsq_flags::{parse_go_duration_nanos, Flag, FlagError, FlagSet, Parsed, Values};
 
 pub mod discover;
+#[cfg(test)]
+mod loop_tests;
 pub mod naming;
 pub mod output;
 pub mod router;
@@ -367,8 +369,7 @@ mod tests {
 
     #[test]
     fn defaults() {
-        let Outcome::Run(o) = parse(args(&["--topic=t", "--nsqd-tcp-address=a:1"])).unwrap()
-        else {
+        let Outcome::Run(o) = parse(args(&["--topic=t", "--nsqd-tcp-address=a:1"])).unwrap() else {
             panic!()
         };
         assert_eq!(o.channel, "nsq_to_file");
@@ -386,7 +387,10 @@ mod tests {
     #[test]
     fn checks_in_nsq_order() {
         assert_eq!(fatal(&["x"]), "unknown arguments: [x]");
-        assert_eq!(fatal(&["--log-level=no", "--version"]), "--log-level is invalid");
+        assert_eq!(
+            fatal(&["--log-level=no", "--version"]),
+            "--log-level is invalid"
+        );
         assert_eq!(parse(args(&["--version"])).unwrap(), Outcome::Version);
         assert_eq!(
             fatal(&["--topic=t", "--nsqd-tcp-address=a", "--channel="]),
@@ -429,13 +433,19 @@ mod tests {
             Err(OptionsError::Flag(FlagError::InvalidValue { .. }))
         ));
         assert!(matches!(
-            parse(args(&["--topic=t", "--nsqd-tcp-address=a", "--sync-interval=0"])),
+            parse(args(&[
+                "--topic=t",
+                "--nsqd-tcp-address=a",
+                "--sync-interval=0"
+            ])),
             Err(OptionsError::Crash(_))
         ));
         let usage = flag_set().usage();
         assert!(usage.starts_with("Usage of nsqd:\n  -channel string\n"));
         assert!(usage.contains("  -rotate-size rotate-size\n    \trotate the file when it grows bigger than rotate-size bytes\n"));
         assert!(usage.contains("  -topic-refresh duration\n    \thow frequently the topic list should be refreshed (default 1m0s)\n"));
-        assert!(usage.contains("  -rotate-interval duration\n    \trotate the file every duration\n"));
+        assert!(
+            usage.contains("  -rotate-interval duration\n    \trotate the file every duration\n")
+        );
     }
 }

@@ -216,12 +216,7 @@ impl Discoverer {
             consumer,
             max_attempts: self.cfg.max_attempts,
         };
-        let mut file = OutputFile::new(
-            self.files.clone(),
-            topic,
-            template,
-            self.clock.clone(),
-        );
+        let mut file = OutputFile::new(self.files.clone(), topic, template, self.clock.clone());
         let settings = RouterSettings {
             sync_interval: sync_interval(&self.opts),
             max_in_flight: usize::try_from(self.opts.max_in_flight).unwrap_or(0),
@@ -260,9 +255,7 @@ async fn lookupd_topics(opts: &Options) -> Result<Vec<String>, String> {
         let got = nsq_http::client::get(host, "/topics", timeouts)
             .await
             .map_err(|e| format!("Get \"http://{host}/topics\": {e}"))
-            .and_then(|body| {
-                serde_json::from_slice::<Topics>(&body).map_err(|e| e.to_string())
-            });
+            .and_then(|body| serde_json::from_slice::<Topics>(&body).map_err(|e| e.to_string()));
         match got {
             Ok(t) => topics.extend(t.topics),
             Err(e) => errors.push(e),

@@ -142,10 +142,7 @@ mod tests {
             host_identifier: "<SHORT_HOST>+<HOSTNAME>",
             ..opts("<HOST>")
         };
-        assert_eq!(
-            filename_template(&o, "t").unwrap(),
-            "web1+web1.example.com"
-        );
+        assert_eq!(filename_template(&o, "t").unwrap(), "web1+web1.example.com");
     }
 
     #[test]

@@ -281,9 +281,10 @@ impl OutputFile {
                 }
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
                 Err(e) => {
-                    return Err(
-                        self.fatal(format!("unable to rename file from {src} to {candidate}"), e)
-                    )
+                    return Err(self.fatal(
+                        format!("unable to rename file from {src} to {candidate}"),
+                        e,
+                    ))
                 }
             }
         }
@@ -306,8 +307,8 @@ impl OutputFile {
         let full_path = join(&self.settings.work_dir, &self.filename);
         make_dir_for(&full_path).map_err(|e| self.fatal("unable to create dir", e))?;
 
-        let exclusive =
-            self.settings.compression != Compression::None || self.settings.rotate_interval.is_some();
+        let exclusive = self.settings.compression != Compression::None
+            || self.settings.rotate_interval.is_some();
         let mut previous: Option<String> = None;
         loop {
             let abs = with_rev(&full_path, self.rev);
@@ -321,8 +322,7 @@ impl OutputFile {
             previous = Some(abs.clone());
 
             if self.settings.moves_files() {
-                let out =
-                    output_path(&abs, &self.settings.work_dir, &self.settings.output_dir);
+                let out = output_path(&abs, &self.settings.work_dir, &self.settings.output_dir);
                 make_dir_for(&out).map_err(|e| self.fatal("unable to create dir", e))?;
                 match fs::metadata(&out) {
                     Ok(_) => {
@@ -384,7 +384,10 @@ fn make_dir_for(path: &str) -> io::Result<()> {
     if dir.is_empty() {
         return Ok(());
     }
-    fs::DirBuilder::new().recursive(true).mode(0o770).create(dir)
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o770)
+        .create(dir)
 }
 
 /// Moves `src` to `dst` unless `dst` exists (a hard link, then removing `src`).

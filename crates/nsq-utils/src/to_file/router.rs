@@ -145,13 +145,13 @@ pub async fn run<S: Source>(
         // drain and close.
         let due = sync
             || stopping
-            || starved(&pending_by_conn, source.connections(), settings.max_in_flight);
-        if due && !pending.is_empty() {
-            log::info!(
-                "{} syncing {} records to disk",
-                file.tag(),
-                pending.len()
+            || starved(
+                &pending_by_conn,
+                source.connections(),
+                settings.max_in_flight,
             );
+        if due && !pending.is_empty() {
+            log::info!("{} syncing {} records to disk", file.tag(), pending.len());
             blocking(|| file.sync())?;
             for m in pending.drain(..) {
                 m.finish();

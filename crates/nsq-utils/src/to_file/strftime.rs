@@ -443,7 +443,10 @@ mod tests {
 
     #[test]
     fn every_code() {
-        let s = strftime("%B %b %m %A %a %d %H %I %M %S %Y %y %p %Z %z %% %q", &stamp());
+        let s = strftime(
+            "%B %b %m %A %a %d %H %I %M %S %Y %y %p %Z %z %% %q",
+            &stamp(),
+        );
         assert_eq!(
             s,
             "March Mar 03 Thursday Thu 07 15 03 09 08 2024 24 PM UTC +0000 % %q"

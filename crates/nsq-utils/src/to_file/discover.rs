@@ -31,31 +31,17 @@ impl Delivery for Message {
     }
 }
 
-/// A consumer as the topic loop's message source.
+/// A consumer as the topic loop's message source. (The consumer itself finishes messages past
+/// `max_attempts` unwritten, as go-nsq does.)
 struct ConsumerSource {
     consumer: Arc<Consumer>,
-    max_attempts: u16,
 }
 
 impl Source for ConsumerSource {
     type Msg = Message;
 
     async fn recv(&self) -> Option<Message> {
-        loop {
-            let m = self.consumer.recv().await?;
-            // Past max_attempts a message is finished unwritten, as the Go client's handler
-            // loop does.
-            if self.max_attempts > 0 && m.attempts > self.max_attempts {
-                log::warn!(
-                    "msg {} attempted {} times, giving up",
-                    String::from_utf8_lossy(&m.id.0),
-                    m.attempts
-                );
-                m.finish();
-                continue;
-            }
-            return Some(m);
-        }
+        self.consumer.recv().await
     }
 
     fn stop(&self) {
@@ -64,15 +50,6 @@ impl Source for ConsumerSource {
 
     fn connections(&self) -> usize {
         self.consumer.stats().connections
-    }
-}
-
-/// Applies one `--consumer-opt` the way go-nsq's flag does: `name,value`, or a bare `name`
-/// meaning true.
-fn apply_consumer_opt(cfg: &mut Config, opt: &str) -> Result<(), nsq_client::ConfigError> {
-    match opt.split_once(',') {
-        Some((name, value)) => cfg.set(name, value),
-        None => cfg.set(opt, "true"),
     }
 }
 
@@ -101,7 +78,7 @@ impl Discoverer {
         let mut cfg = Config::new();
         for opt in &opts.consumer_opts {
             // NSQ ignores options it cannot apply.
-            let _ = apply_consumer_opt(&mut cfg, opt);
+            let _ = cfg.set_flag(opt);
         }
         cfg.user_agent = crate::common::user_agent(super::APP);
         cfg.max_in_flight = usize::try_from(opts.max_in_flight).unwrap_or(0);
@@ -212,10 +189,7 @@ impl Discoverer {
 
         let (tx, rx) = mpsc::unbounded_channel();
         self.loops.insert(topic.to_string(), tx);
-        let source = ConsumerSource {
-            consumer,
-            max_attempts: self.cfg.max_attempts,
-        };
+        let source = ConsumerSource { consumer };
         let mut file = OutputFile::new(self.files.clone(), topic, template, self.clock.clone());
         let settings = RouterSettings {
             sync_interval: sync_interval(&self.opts),

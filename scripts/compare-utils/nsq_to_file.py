@@ -356,6 +356,12 @@ def main():
         env.publish(topic, [f"late {i}" for i in range(3)])
         time.sleep(1)
 
+    def second_burst(env, topic, sides):
+        time.sleep(1.5)
+        env.publish(topic, [f"second burst {i}" for i in range(10)])
+        for side, (p, out, work) in sides.items():
+            wait_until(lambda: line_count(out) >= 20, 10)
+
     def pause(env, topic, sides):
         time.sleep(1)
 
@@ -387,6 +393,9 @@ def main():
              messages=120),
         Case("batches_at_max_in_flight", fixed + ["--max-in-flight=10"], messages=200,
              expect_lines=190),
+        Case("rotate_interval", fixed + ["--rotate-interval=1s", "--skip-empty-files",
+                                         "--sync-interval=200ms"], messages=10,
+             during=second_burst),
         Case("work_dir", fixed + ["--work-dir={work}", "--sync-interval=200ms"], messages=30),
         Case("work_dir_collision", ["--host-identifier=H", "--datetime-format=D",
                                     "--filename-format=TOPIC.<HOST><REV>.<DATETIME>.log",

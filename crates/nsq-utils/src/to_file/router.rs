@@ -96,15 +96,14 @@ pub async fn run<S: Source>(
                     exit = true;
                 }
                 Some(m) => {
-                    blocking(|| -> Result<(), FatalError> {
-                        if file.needs_rotation() {
-                            file.update_file()?;
-                            // The first message of every file is made durable at once.
-                            sync = true;
-                        }
-                        file.write(m.body())?;
-                        file.write(b"\n")
-                    })?;
+                    if file.needs_rotation() {
+                        blocking(|| file.update_file())?;
+                        // The first message of every file is made durable at once.
+                        sync = true;
+                    }
+                    // Buffered: writes reach the file at a sync, or when a buffer fills.
+                    file.write(m.body())?;
+                    file.write(b"\n")?;
                     *pending_by_conn.entry(m.nsqd_address().to_string()).or_default() += 1;
                     pending.push(m);
                     if pending.len() >= settings.max_in_flight {

@@ -202,7 +202,10 @@ impl OutputFile {
             Some(w) => w.write_all(buf),
             None => Err(io::Error::other("no file open")),
         };
-        result.map_err(|e| self.fatal("writing message to disk", e))?;
+        result.map_err(|e| {
+            let e = go_error("write", &self.out_name, e);
+            self.fatal("writing message to disk", e)
+        })?;
         self.filesize = self
             .filesize
             .saturating_add(i64::try_from(buf.len()).unwrap_or(i64::MAX));
@@ -224,7 +227,10 @@ impl OutputFile {
                 self.writer = Some(w);
                 Ok(())
             }
-            Err(e) => Err(self.fatal("failed syncing messages", e)),
+            Err(e) => {
+                let e = go_error("sync", &self.out_name, e);
+                Err(self.fatal("failed syncing messages", e))
+            }
         }
     }
 
@@ -238,9 +244,13 @@ impl OutputFile {
             Compression::None => "failed to fsync output file",
             Compression::Gzip(_) => "failed to close GZIP writer",
         };
-        let file = writer.finish().map_err(|e| self.fatal(closing_name, e))?;
-        file.sync_all()
-            .map_err(|e| self.fatal("failed to fsync output file", e))?;
+        let file = writer
+            .finish()
+            .map_err(|e| self.fatal(closing_name, go_error("write", &self.out_name, e)))?;
+        file.sync_all().map_err(|e| {
+            let e = go_error("sync", &self.out_name, e);
+            self.fatal("failed to fsync output file", e)
+        })?;
         drop(file);
 
         if !self.settings.moves_files() {
@@ -332,7 +342,8 @@ impl OutputFile {
                     }
                     Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                     Err(e) => {
-                        return Err(self.fatal(format!("unable to stat output file {out}"), e))
+                        let e = go_error("stat", &out, e);
+                        return Err(self.fatal(format!("unable to stat output file {out}"), e));
                     }
                 }
             }
@@ -351,7 +362,10 @@ impl OutputFile {
                     self.rev += 1;
                     continue;
                 }
-                Err(e) => return Err(self.fatal(format!("unable to open {abs}"), e)),
+                Err(e) => {
+                    let e = go_error("open", &abs, e);
+                    return Err(self.fatal(format!("unable to open {abs}"), e));
+                }
             };
             log::info!("{} opening {abs}", self.tag());
             let size = file
@@ -378,6 +392,21 @@ impl OutputFile {
     }
 }
 
+/// An I/O error worded as Go words it (`open /x: permission denied`), keeping its kind.
+fn go_error(op: &str, path: &str, e: io::Error) -> io::Error {
+    let text = e.to_string();
+    let text = match text.rfind(" (os error ") {
+        Some(i) => text.get(..i).unwrap_or(&text).to_string(),
+        None => text,
+    };
+    let mut chars = text.chars();
+    let text = match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => text,
+    };
+    io::Error::new(e.kind(), format!("{op} {path}: {text}"))
+}
+
 /// Creates the directories leading to `path` (mode 0770, as NSQ does).
 fn make_dir_for(path: &str) -> io::Result<()> {
     let (dir, _) = split(path);
@@ -388,10 +417,11 @@ fn make_dir_for(path: &str) -> io::Result<()> {
         .recursive(true)
         .mode(0o770)
         .create(dir)
+        .map_err(|e| go_error("mkdir", dir, e))
 }
 
 /// Moves `src` to `dst` unless `dst` exists (a hard link, then removing `src`).
 fn exclusive_rename(src: &str, dst: &str) -> io::Result<()> {
-    fs::hard_link(src, dst)?;
-    fs::remove_file(src)
+    fs::hard_link(src, dst).map_err(|e| go_error("link", &format!("{src} {dst}"), e))?;
+    fs::remove_file(src).map_err(|e| go_error("remove", src, e))
 }

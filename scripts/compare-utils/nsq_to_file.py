@@ -243,6 +243,16 @@ def compare_case(env, case, verbose):
     for side, binary in (("go", os.path.join(env.opts.theirs_dir, "nsq_to_file")),
                          ("rs", os.path.join(env.opts.ours_dir, "nsq_to_file"))):
         sides[side] = run_side(env, case, side, binary, topic, bodies)
+    try:
+        return compare_sides(env, case, verbose, topic, bodies, sides)
+    finally:
+        for p, _, _ in sides.values():
+            if p.p.poll() is None:
+                p.p.kill()
+                p.p.wait()
+
+
+def compare_sides(env, case, verbose, topic, bodies, sides):
     if case.lookupd:
         # Topics appear through discovery: create them with both channels first.
         for t in case.lookupd(env, topic):

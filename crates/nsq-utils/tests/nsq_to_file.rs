@@ -8,6 +8,34 @@ use std::process::{Child, Command};
 
 use common::*;
 
+/// A running utility, killed if the test fails before it exits.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl std::ops::Deref for Running {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Running {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+fn start(args: &[String]) -> (Running, ProcessLog) {
+    let (child, log) = spawn_util("nsq_to_file", args);
+    (Running(child), log)
+}
+
 fn s(v: &[&str]) -> Vec<String> {
     v.iter().map(|x| x.to_string()).collect()
 }
@@ -150,7 +178,7 @@ fn archives_a_topic_and_stops_cleanly_on_sigterm() {
     publish_all(&nsqd, "arch", &want);
     let mut args = base_args(&nsqd, "arch", out.path());
     args.push("--sync-interval=200ms".into());
-    let (mut child, log) = spawn_util("nsq_to_file", &args);
+    let (mut child, log) = start(&args);
     log.wait_for("opening");
     eventually(|| (all_lines(out.path()).len() == 300).then_some(()));
     wait_channel_settled(&nsqd, "arch", "nsq_to_file", 0);
@@ -171,7 +199,7 @@ fn gzip_with_rotation_by_size_decodes_to_every_message_in_order() {
     publish_all(&nsqd, "gz", &want);
     let mut args = base_args(&nsqd, "gz", out.path());
     args.extend(s(&["--gzip", "--rotate-size=1000", "--max-in-flight=1"]));
-    let (mut child, _log) = spawn_util("nsq_to_file", &args);
+    let (mut child, _log) = start(&args);
     eventually(|| (all_lines(out.path()).len() == 400).then_some(()));
     signal(&child, "INT");
     assert_eq!(wait_exit(&mut child), Some(0));
@@ -203,7 +231,7 @@ fn work_dir_files_are_moved_to_the_output_dir_when_closed() {
     let mut args = base_args(&nsqd, "w", out.path());
     args.push(format!("--work-dir={}", work.path().display()));
     args.push("--sync-interval=100ms".into());
-    let (mut child, log) = spawn_util("nsq_to_file", &args);
+    let (mut child, log) = start(&args);
     log.wait_for("output file already exists");
     eventually(|| (all_lines(work.path()).len() == 10).then_some(()));
     assert_eq!(files(out.path()).len(), 1);
@@ -249,7 +277,7 @@ fn topic_pattern_discovers_topics_on_two_nsqd_through_lookupd() {
         "--host-identifier=H".into(),
         "--datetime-format=D".into(),
     ];
-    let (mut child, log) = spawn_util("nsq_to_file", &args);
+    let (mut child, log) = start(&args);
     log.wait_for("skipping topic other (doesn't match pattern ^app_)");
     eventually(|| (files(out.path()).len() == 2).then_some(()));
     // A topic created later is picked up at the next refresh.
@@ -280,7 +308,7 @@ fn sigkill_mid_run_loses_nothing() {
     publish_all(&nsqd, "kill", &want);
     let mut args = base_args(&nsqd, "kill", first.path());
     args.push("--max-in-flight=20".into());
-    let (mut child, _log) = spawn_util("nsq_to_file", &args);
+    let (mut child, _log) = start(&args);
     eventually(|| (all_lines(first.path()).len() > 50).then_some(()));
     child.kill().unwrap();
     let _ = child.wait();
@@ -291,7 +319,7 @@ fn sigkill_mid_run_loses_nothing() {
     let second = tempfile::tempdir().unwrap();
     let mut args = base_args(&nsqd, "kill", second.path());
     args.push("--sync-interval=200ms".into());
-    let (mut child, _log) = spawn_util("nsq_to_file", &args);
+    let (mut child, _log) = start(&args);
     wait_channel_settled(&nsqd, "kill", "nsq_to_file", 0);
     signal(&child, "TERM");
     assert_eq!(wait_exit(&mut child), Some(0));
@@ -319,7 +347,7 @@ fn unreachable_nsqd_is_logged_and_the_process_keeps_running() {
         format!("--output-dir={}", out.path().display()),
         "--consumer-opt=lookupd_poll_interval,100ms".into(),
     ];
-    let (mut child, log) = spawn_util("nsq_to_file", &args);
+    let (mut child, log) = start(&args);
     log.wait_for("ERROR: couldn't create logger for new topic t:");
     // It tries again rather than giving up.
     eventually(|| {

@@ -537,37 +537,33 @@ async fn run(opts: Options) -> ExitCode {
     }
 }
 
-/// Prints what [`parse`] decided and returns the exit code, or the options to run.
-pub(crate) fn settle(
-    parsed: Result<Outcome, OptionsError>,
-    app: &str,
-    usage: impl Fn() -> String,
-) -> Result<Box<Options>, ExitCode> {
-    match parsed {
-        Ok(Outcome::Run(o)) => Ok(o),
-        Ok(Outcome::Help(text)) => {
-            eprint!("{text}");
-            Err(ExitCode::SUCCESS)
-        }
-        Ok(Outcome::Version) => {
-            println!("{}", crate::common::version_line(app));
-            Err(ExitCode::SUCCESS)
-        }
-        Err(OptionsError::Flag(line)) => {
+/// Prints a command-line error the way the Go tool does and returns its exit code: a flag
+/// error with the usage (2), a failed check as a log line (1).
+pub(crate) fn report_options_error(e: OptionsError, usage: impl Fn() -> String) -> ExitCode {
+    match e {
+        OptionsError::Flag(line) => {
             eprintln!("{line}");
             eprint!("{}", usage());
-            Err(ExitCode::from(2))
+            ExitCode::from(2)
         }
-        Err(OptionsError::Fatal(msg)) => Err(golog::fatal(msg)),
+        OptionsError::Fatal(msg) => golog::fatal(msg),
     }
 }
 
 /// Runs `nsq_to_http` with these arguments (without the program name).
 pub fn main(args: Vec<String>) -> ExitCode {
     golog::install();
-    let opts = match settle(parse(args), APP, usage) {
-        Ok(o) => o,
-        Err(code) => return code,
+    let opts = match parse(args) {
+        Ok(Outcome::Run(o)) => o,
+        Ok(Outcome::Help(text)) => {
+            eprint!("{text}");
+            return ExitCode::SUCCESS;
+        }
+        Ok(Outcome::Version) => {
+            println!("{}", crate::common::version_line(APP));
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => return report_options_error(e, usage),
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

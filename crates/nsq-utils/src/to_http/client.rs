@@ -137,11 +137,12 @@ impl HttpClient {
         resp: http::Response<hyper::body::Incoming>,
     ) -> Result<u16, String> {
         let status = resp.status().as_u16();
-        let keep = resp
-            .headers()
-            .get(http::header::CONNECTION)
-            .and_then(|v| v.to_str().ok())
-            .map_or(true, |v| !v.eq_ignore_ascii_case("close"));
+        let keep = !matches!(
+            resp.headers()
+                .get(http::header::CONNECTION)
+                .and_then(|v| v.to_str().ok()),
+            Some(v) if v.eq_ignore_ascii_case("close")
+        );
         resp.into_body()
             .collect()
             .await

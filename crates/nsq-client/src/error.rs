@@ -43,3 +43,37 @@ pub enum Error {
     #[error("{0}")]
     InvalidName(String),
 }
+
+impl Error {
+    /// A copy for every waiter that a single failure affects (I/O errors keep kind and text).
+    pub(crate) fn duplicate(&self) -> Error {
+        match self {
+            Error::Config(e) => Error::Config(e.clone()),
+            Error::Io { addr, source } => Error::Io {
+                addr: addr.clone(),
+                source: io::Error::new(source.kind(), source.to_string()),
+            },
+            Error::Tls { addr, reason } => Error::Tls {
+                addr: addr.clone(),
+                reason: reason.clone(),
+            },
+            Error::Server { addr, code, text } => Error::Server {
+                addr: addr.clone(),
+                code: code.clone(),
+                text: text.clone(),
+            },
+            Error::Protocol { addr, reason } => Error::Protocol {
+                addr: addr.clone(),
+                reason: reason.clone(),
+            },
+            Error::Timeout { addr, what } => Error::Timeout {
+                addr: addr.clone(),
+                what,
+            },
+            Error::Closed { addr } => Error::Closed { addr: addr.clone() },
+            Error::Stopped => Error::Stopped,
+            Error::Lookup(s) => Error::Lookup(s.clone()),
+            Error::InvalidName(s) => Error::InvalidName(s.clone()),
+        }
+    }
+}

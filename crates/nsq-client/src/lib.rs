@@ -25,6 +25,7 @@ pub mod error;
 pub mod lookup;
 pub mod message;
 pub mod producer;
+mod tls;
 
 pub use config::{BackoffStrategy, Config, ConfigError, TlsOptions};
 pub use consumer::{Consumer, ConsumerStats};

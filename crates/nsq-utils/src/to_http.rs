@@ -173,8 +173,7 @@ pub(crate) fn apply_config_opts(
     opts: &[String],
 ) -> Result<(), String> {
     for opt in opts {
-        let (key, value) = opt.split_once(',').unwrap_or((opt.as_str(), "true"));
-        config.set(key, value).map_err(|e| {
+        config.set_flag(opt).map_err(|e| {
             format!(
                 "invalid value {} for flag -{flag}: {e}",
                 nsq_flags::go_quote(opt)

@@ -37,7 +37,19 @@ impl log::Log for GoLogger {
     }
 
     fn log(&self, record: &log::Record) {
-        if self.enabled(record.metadata()) {
+        if !self.enabled(record.metadata()) {
+            return;
+        }
+        // go-nsq's level tags, so that operators' greps for ERR/WRN keep working.
+        let tag = match record.level() {
+            log::Level::Error => "ERR",
+            log::Level::Warn => "WRN",
+            log::Level::Info => "INF",
+            _ => "DBG",
+        };
+        if record.target().starts_with("nsq_client") {
+            print(format_args!("{tag} {}", record.args()));
+        } else {
             print(record.args());
         }
     }

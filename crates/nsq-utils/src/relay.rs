@@ -334,7 +334,7 @@ impl Relay {
 async fn run(opts: Options) -> ExitCode {
     let mut signals = match Signals::new() {
         Ok(s) => s,
-        Err(e) => return golog::fatal(e),
+        Err(e) => golog::exit_fatal(e),
     };
     let user_agent = crate::common::user_agent(APP);
     let mut cconfig = opts.consumer_config.clone();
@@ -348,7 +348,7 @@ async fn run(opts: Options) -> ExitCode {
             Ok(p) => {
                 producers.insert(addr.clone(), p);
             }
-            Err(e) => return golog::fatal(format!("failed creating producer {e}")),
+            Err(e) => golog::exit_fatal(format!("failed creating producer {e}")),
         }
     }
     let relay = Arc::new(Relay::new(&opts, producers));
@@ -361,13 +361,13 @@ async fn run(opts: Options) -> ExitCode {
     let mut consumers = Vec::new();
     for topic in &opts.topics {
         if let Err(e) = check_consumer(opts.max_in_flight, topic, &opts.channel) {
-            return golog::fatal(e);
+            golog::exit_fatal(e);
         }
         let mut config = cconfig.clone();
         config.max_in_flight = usize::try_from(opts.max_in_flight).unwrap_or(0);
         let consumer = match Consumer::new(topic, &opts.channel, config) {
             Ok(c) => Arc::new(c),
-            Err(e) => return golog::fatal(e),
+            Err(e) => golog::exit_fatal(e),
         };
         let destination: Arc<str> = if opts.destination_topic.is_empty() {
             Arc::from(topic.as_str())
@@ -389,12 +389,12 @@ async fn run(opts: Options) -> ExitCode {
     }
     for c in &consumers {
         if let Err(e) = c.connect_to_nsqds(&opts.nsqd_tcp_addresses).await {
-            return golog::fatal(connect_error_text(&e));
+            golog::exit_fatal(connect_error_text(&e));
         }
     }
     for c in &consumers {
         if let Err(e) = c.connect_to_nsqlookupds(&opts.lookupd_http_addresses).await {
-            return golog::fatal(connect_error_text(&e));
+            golog::exit_fatal(connect_error_text(&e));
         }
     }
     signals.recv().await;

@@ -501,17 +501,17 @@ pub(crate) fn check_consumer(max_in_flight: i64, topic: &str, channel: &str) -> 
 async fn run(opts: Options) -> ExitCode {
     let mut signals = match Signals::new() {
         Ok(s) => s,
-        Err(e) => return golog::fatal(e),
+        Err(e) => golog::exit_fatal(e),
     };
     let mut config = opts.config.clone();
     config.user_agent = crate::common::user_agent(APP);
     if let Err(e) = check_consumer(opts.max_in_flight, &opts.topic, &opts.channel) {
-        return golog::fatal(e);
+        golog::exit_fatal(e);
     }
     config.max_in_flight = usize::try_from(opts.max_in_flight).unwrap_or(0);
     let consumer = match Consumer::new(&opts.topic, &opts.channel, config) {
         Ok(c) => Arc::new(c),
-        Err(e) => return golog::fatal(e),
+        Err(e) => golog::exit_fatal(e),
     };
     let forwarder = Arc::new(Forwarder::new(&opts));
     let handlers = usize::try_from(opts.handlers).unwrap_or(0);
@@ -520,13 +520,13 @@ async fn run(opts: Options) -> ExitCode {
         async move { forwarder.handle(&msg.body).await }
     });
     if let Err(e) = consumer.connect_to_nsqds(&opts.nsqd_tcp_addresses).await {
-        return golog::fatal(connect_error_text(&e));
+        golog::exit_fatal(connect_error_text(&e));
     }
     if let Err(e) = consumer
         .connect_to_nsqlookupds(&opts.lookupd_http_addresses)
         .await
     {
-        return golog::fatal(connect_error_text(&e));
+        golog::exit_fatal(connect_error_text(&e));
     }
     loop {
         tokio::select! {

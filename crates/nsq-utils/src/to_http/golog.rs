@@ -27,6 +27,13 @@ pub(crate) fn fatal(msg: impl Display) -> ExitCode {
     ExitCode::from(1)
 }
 
+/// `log.Fatal` once the consumer is running: exits at once, as Go's `os.Exit` does, so that
+/// no shutdown chatter follows the fatal line.
+pub(crate) fn exit_fatal(msg: impl Display) -> ! {
+    print(msg);
+    std::process::exit(1)
+}
+
 /// Routes the `log` crate's records (the client library's connection chatter) to stderr in
 /// the same shape as our own lines.
 struct GoLogger;

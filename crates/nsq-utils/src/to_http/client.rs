@@ -1,4 +1,4 @@
-//! The outbound HTTP/1.1 client of `nsq_to_http`: keep-alive connections pooled per host, a
+//! The outbound HTTP/1.1 client of `nsq_to_http` (plain or over TLS): keep-alive connections pooled per host, a
 //! dial timeout and an overall request timeout, and Go `net/http`'s request shape (canonical
 //! header names, `Accept-Encoding: gzip`, `Content-Length: 0` on an empty POST) and error
 //! wording (`Post "<url>": dial tcp <addr>: connect: connection refused`).
@@ -61,6 +61,9 @@ pub(crate) struct HttpClient {
 
 /// One parsed target URL.
 struct Target {
+    /// `https`: TLS with the system's roots, server name from the URL's host.
+    tls: bool,
+    host: String,
     /// `host:port` to dial.
     dial: String,
     /// The Host header: the URL's authority without user info.
@@ -196,17 +199,35 @@ impl HttpClient {
         }
         .map_err(|e| format!("dial tcp {}: {}", target.dial, go_io_reason(&e)))?;
         let _ = stream.set_nodelay(true);
-        let io = hyper_util::rt::TokioIo::new(stream);
-        let (sender, conn) = hyper::client::conn::http1::Builder::new()
-            .title_case_headers(true)
-            .handshake(io)
+        if !target.tls {
+            return handshake(stream).await;
+        }
+        let config = nsq_client::TlsOptions::default()
+            .client_config()
+            .map_err(|e| e.to_string())?;
+        let name = rustls_pki_types::ServerName::try_from(target.host.clone())
+            .map_err(|_| format!("tls: {} is not a valid server name", go_quote(&target.host)))?;
+        let tls = tokio_rustls::TlsConnector::from(config)
+            .connect(name, stream)
             .await
-            .map_err(hyper_reason)?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
-        Ok(sender)
+            .map_err(|e| format!("tls: {e}"))?;
+        handshake(tls).await
     }
+}
+
+async fn handshake<S>(io: S) -> Result<Sender, String>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (sender, conn) = hyper::client::conn::http1::Builder::new()
+        .title_case_headers(true)
+        .handshake(hyper_util::rt::TokioIo::new(io))
+        .await
+        .map_err(hyper_reason)?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok(sender)
 }
 
 fn hyper_reason(e: hyper::Error) -> String {
@@ -234,6 +255,7 @@ fn parse_url(url: &str) -> Result<Target, String> {
     let scheme = uri.scheme_str().unwrap_or("");
     let default_port = match scheme {
         "http" => 80,
+        "https" => 443,
         _ => return Err(format!("unsupported protocol scheme {}", go_quote(scheme))),
     };
     let authority = uri
@@ -265,6 +287,11 @@ fn parse_url(url: &str) -> Result<Target, String> {
         format!("Basic {}", base64(creds.as_bytes()))
     });
     Ok(Target {
+        tls: scheme == "https",
+        host: host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string(),
         pool_key: format!("{scheme}://{host_port}"),
         dial,
         host_header: host_port.to_string(),

@@ -32,6 +32,7 @@ pub use consumer::{Consumer, ConsumerStats};
 pub use error::Error;
 pub use message::Message;
 pub use producer::Producer;
+pub use tls::SkipVerify;
 
 /// This crate's version, as sent in the default user agent.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -103,6 +103,13 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         }
     }
 
+    /// Whether a whole frame is already decoded, so [`FrameReader::next_frame`] will not read.
+    pub(crate) fn frame_ready(&self) -> bool {
+        self.plain
+            .first_chunk::<4>()
+            .is_some_and(|b| self.plain.len() >= 4 + u32::from_be_bytes(*b) as usize)
+    }
+
     /// Cuts one frame out of the decoded bytes, if a whole one is there.
     fn try_frame(&mut self) -> Result<Option<Frame>, Error> {
         let Some(size) = self
@@ -507,6 +514,10 @@ pub(crate) fn put_mpub(buf: &mut Vec<u8>, topic: &str, bodies: &[Bytes]) {
     }
 }
 
+/// Bytes of small commands a writer may hold back while more are expected (see the consumer's
+/// write loop); appending past it wakes the writer.
+pub(crate) const HOLD_BYTES: usize = 8 * 1024;
+
 /// Commands waiting for a connection's writer task. Callers append under a short lock; the
 /// task writes everything appended so far in one write, so a burst of FINs costs one syscall
 /// and no allocation per command.
@@ -536,10 +547,11 @@ impl Outbox {
         if st.dead || st.closing {
             return false;
         }
-        let was_idle = st.buf.is_empty();
+        let before = st.buf.len();
         encode(&mut st.buf);
+        let after = st.buf.len();
         drop(st);
-        if was_idle {
+        if before == 0 || (before < HOLD_BYTES && after >= HOLD_BYTES) {
             self.wake.notify_one();
         }
         true
@@ -557,36 +569,28 @@ impl Outbox {
     }
 }
 
-/// Writes what is appended to `outbox` until it is closed or a write fails. Returns the
-/// failure, if any.
-pub(crate) async fn write_outbox<W: AsyncWrite + Unpin>(
-    outbox: Arc<Outbox>,
-    mut writer: FrameWriter<W>,
-) -> Option<Error> {
-    let mut batch = Vec::with_capacity(16 * 1024);
-    loop {
-        let closing = {
-            let mut st = outbox.state();
-            std::mem::swap(&mut st.buf, &mut batch);
-            st.closing
-        };
-        if batch.is_empty() {
-            if closing {
-                outbox.state().dead = true;
-                writer.shutdown().await;
-                return None;
-            }
-            outbox.wake.notified().await;
-            // Tasks woken by the same read are about to append: one write for all of them.
-            tokio::task::yield_now().await;
-            continue;
-        }
-        let r = writer.write(&batch).await;
-        batch.clear();
-        if let Err(e) = r {
-            outbox.state().dead = true;
-            return Some(e);
-        }
+impl Outbox {
+    /// Moves what is queued to the end of `batch`; true when a close was asked.
+    pub(crate) fn take(&self, batch: &mut Vec<u8>) -> bool {
+        let mut st = self.state();
+        batch.extend_from_slice(&st.buf);
+        st.buf.clear();
+        st.closing
+    }
+
+    /// Bytes queued and not yet taken.
+    pub(crate) fn queued(&self) -> usize {
+        self.state().buf.len()
+    }
+
+    /// Refuses further appends: the writer has stopped.
+    pub(crate) fn kill(&self) {
+        self.state().dead = true;
+    }
+
+    /// Resolves after the next append to an empty outbox, or past [`HOLD_BYTES`], or a close.
+    pub(crate) fn notified(&self) -> tokio::sync::futures::Notified<'_> {
+        self.wake.notified()
     }
 }
 

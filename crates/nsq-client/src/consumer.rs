@@ -111,6 +111,10 @@ pub(crate) struct ConnHandle {
     consumer: Weak<Shared>,
     outbox: Arc<conn::Outbox>,
     in_flight: AtomicI64,
+    /// The reader holds frames it has not handed over yet: more messages (and answers to
+    /// them) are coming.
+    burst: AtomicBool,
+    /// Notified when `in_flight` reaches zero or a burst ends.
     drained: Notify,
     closing: AtomicBool,
     max_rdy: i64,
@@ -841,13 +845,13 @@ async fn connect_nsqd(shared: &Arc<Shared>, addr: &str) -> Result<(), Error> {
         return Err(Error::Stopped);
     };
     let conn::Connected { reader, writer, .. } = connected;
-    let outbox = Arc::new(conn::Outbox::default());
     let now = Instant::now();
     let handle = Arc::new(ConnHandle {
         addr: addr.to_string(),
         consumer: Arc::downgrade(shared),
-        outbox: outbox.clone(),
+        outbox: Arc::new(conn::Outbox::default()),
         in_flight: AtomicI64::new(0),
+        burst: AtomicBool::new(false),
         drained: Notify::new(),
         closing: AtomicBool::new(false),
         max_rdy,
@@ -857,7 +861,7 @@ async fn connect_nsqd(shared: &Arc<Shared>, addr: &str) -> Result<(), Error> {
             last_msg_time: now,
         }),
     });
-    let writer_task = tokio::spawn(conn::write_outbox(outbox, writer));
+    let writer_task = tokio::spawn(write_loop(handle.clone(), writer));
     tokio::spawn(read_loop(
         shared.clone(),
         handle.clone(),
@@ -930,10 +934,16 @@ async fn read_loop(
     let mut force = shared.force.subscribe();
     let max_attempts = shared.config.max_attempts;
     loop {
+        if !reader.frame_ready() && c.burst.swap(false, Ordering::SeqCst) {
+            c.drained.notify_waiters();
+        }
         let frame = tokio::select! {
             f = reader.next_frame() => f,
             _ = force.wait_for(|f| *f) => break,
         };
+        if reader.frame_ready() {
+            c.burst.store(true, Ordering::SeqCst);
+        }
         match frame {
             Err(e) => {
                 if !(c.closing.load(Ordering::SeqCst) && matches!(e, Error::Closed { .. })) {
@@ -998,6 +1008,63 @@ async fn read_loop(
     }
     log::info!("({addr}) connection closed");
     shared.on_conn_close(&c);
+}
+
+/// Longest a small batch of commands waits for company (see [`write_loop`]).
+const HOLD_TIME: Duration = Duration::from_millis(1);
+
+/// Writes what is appended to the connection's outbox until it is closed or a write fails.
+///
+/// While messages delivered on this connection are still unanswered, their FINs are about to
+/// follow, so a small batch waits (until nothing is in flight, [`conn::HOLD_BYTES`] are queued,
+/// or [`HOLD_TIME`] passed) and goes out with them: nsqd then reads hundreds of FINs per read
+/// instead of a few, which is what bounds a consumer's throughput against Go's nsqd. An idle
+/// consumer answering one message writes at once.
+async fn write_loop(
+    c: Arc<ConnHandle>,
+    mut writer: conn::FrameWriter<tokio::io::WriteHalf<conn::BoxIo>>,
+) -> Option<Error> {
+    let mut batch = Vec::with_capacity(16 * 1024);
+    loop {
+        let wake = c.outbox.notified();
+        tokio::pin!(wake);
+        wake.as_mut().enable();
+        let closing = c.outbox.take(&mut batch);
+        if batch.is_empty() {
+            if closing {
+                c.outbox.kill();
+                writer.shutdown().await;
+                return None;
+            }
+            wake.await;
+            continue;
+        }
+        if !closing && batch.len() < conn::HOLD_BYTES {
+            let deadline = tokio::time::Instant::now() + HOLD_TIME;
+            loop {
+                let settled = c.drained.notified();
+                tokio::pin!(settled);
+                settled.as_mut().enable();
+                let expecting =
+                    c.in_flight.load(Ordering::SeqCst) > 0 || c.burst.load(Ordering::SeqCst);
+                if !expecting || batch.len() + c.outbox.queued() >= conn::HOLD_BYTES {
+                    break;
+                }
+                tokio::select! {
+                    _ = &mut settled => {}
+                    _ = &mut wake => wake.set(c.outbox.notified()),
+                    _ = tokio::time::sleep_until(deadline) => break,
+                }
+            }
+            c.outbox.take(&mut batch);
+        }
+        let r = writer.write(&batch).await;
+        batch.clear();
+        if let Err(e) = r {
+            c.outbox.kill();
+            return Some(e);
+        }
+    }
 }
 
 /// go-nsq's `perConnMaxInFlight`: an even share of `max_in_flight`, at least 1 and at most

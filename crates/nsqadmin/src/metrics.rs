@@ -3,9 +3,10 @@
 //! renders its topic and channel figures under nsqd's own metric names with a `node` label, plus
 //! `nsq_admin_*` figures saying which upstreams answered.
 //!
-//! Every upstream request is bounded by the client's connect and request timeouts, and the
-//! lookupds are asked before the nodes, so a scrape takes at most two rounds of those. A node or
-//! lookupd that does not answer is reported as down (`0`) instead of failing the scrape.
+//! Every upstream request is bounded by the client's request timeout, and the lookupds are
+//! asked before the nodes, so a scrape takes at most two rounds of it (three when an nsqd sends
+//! the client on to HTTPS). A node or lookupd that does not answer is reported as down (`0`)
+//! instead of failing the scrape.
 use std::collections::HashSet;
 use std::sync::Arc;
 

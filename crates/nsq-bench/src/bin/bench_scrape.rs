@@ -125,9 +125,10 @@ fn create(o: &Opts) -> Result<()> {
             .map(|w| {
                 scope.spawn(move || -> Result<()> {
                     for t in (w..o.topics).step_by(workers) {
-                        for c in 0..o.channels {
-                            let path =
-                                format!("/channel/create?topic=scrape-{t:05}&channel=ch-{c}");
+                        let topic = format!("/topic/create?topic=scrape-{t:05}");
+                        let channels = (0..o.channels)
+                            .map(|c| format!("/channel/create?topic=scrape-{t:05}&channel=ch-{c}"));
+                        for path in std::iter::once(topic).chain(channels) {
                             let (status, _) = request(&o.addr, "POST", &path)?;
                             if status != 200 {
                                 bail!("POST {path}: status {status}");

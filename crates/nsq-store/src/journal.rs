@@ -26,6 +26,8 @@ use bytes::{Buf, BufMut, Bytes};
 use nsq_protocol::{Message, MessageId};
 use nsq_queue::MessageLog;
 
+use crate::io_stats;
+
 const CKPT_MAGIC: &[u8; 8] = b"NSQRSCK1";
 
 const ADVANCE: u8 = 1;
@@ -664,10 +666,13 @@ impl ChannelFiles {
         let tmp = path.with_extension("ckpt.tmp");
         let write = || -> std::io::Result<()> {
             let mut f = File::create(&tmp)?;
-            f.write_all(&snap.encode())?;
-            f.sync_all()?;
+            let bytes = snap.encode();
+            f.write_all(&bytes)?;
+            io_stats::wrote(bytes.len());
+            io_stats::fsync(|| f.sync_all())?;
             std::fs::rename(&tmp, &path)?;
-            File::open(&self.dir)?.sync_all()
+            let dir = File::open(&self.dir)?;
+            io_stats::fsync(|| dir.sync_all())
         };
         write().map_err(io_err(&tmp))?;
         for (gen, path) in self.checkpoints()?.into_iter().chain(self.journals()?) {
@@ -878,12 +883,12 @@ impl JournalWriter {
         drop(spare);
         if sync {
             if let Some(prev) = io.unsynced_prev.take() {
-                if let Err(e) = prev.sync_data() {
+                if let Err(e) = io_stats::fsync(|| prev.sync_data()) {
                     io.unsynced_prev = Some(prev);
                     return Err(e);
                 }
             }
-            io.file.sync_data()?;
+            io_stats::fsync(|| io.file.sync_data())?;
         }
         Ok(())
     }
@@ -935,7 +940,9 @@ impl JournalWriter {
         drop(io);
         // From here on new events go to the new journal; recovery from the old checkpoint
         // replays both journals, so a crash before the new checkpoint is durable loses nothing.
-        old_file.sync_data().map_err(io_err(&old)).map_err(fail)?;
+        io_stats::fsync(|| old_file.sync_data())
+            .map_err(io_err(&old))
+            .map_err(fail)?;
         // Everything from the current newest checkpoint on stays, so it can be the fallback.
         self.files
             .commit_checkpoint(&snap, kept.newest.generation)
@@ -960,6 +967,7 @@ fn append_whole(io: &mut JournalIo, buf: &[u8]) -> std::io::Result<()> {
     match io.file.write_all(buf) {
         Ok(()) => {
             io.len += buf.len() as u64;
+            io_stats::wrote(buf.len());
             Ok(())
         }
         Err(e) => {

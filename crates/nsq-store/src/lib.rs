@@ -26,6 +26,7 @@
 )]
 
 pub mod health;
+pub mod io_stats;
 pub mod journal;
 pub mod layout;
 pub mod log;

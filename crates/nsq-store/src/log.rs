@@ -19,6 +19,7 @@ use nsq_protocol::Message;
 use nsq_queue::{MessageLog, QueueError};
 
 use crate::health::Health;
+use crate::io_stats;
 use crate::record::{decode, encode, Decoded};
 use crate::segment::{self, header, parse_segment_name, scan, segment_path, Damage, HEADER_LEN};
 
@@ -212,7 +213,7 @@ impl LogWriter {
             }
             let written = self.written();
             if let Some(f) = io.file.as_ref() {
-                if let Err(e) = f.sync_data() {
+                if let Err(e) = io_stats::fsync(|| f.sync_data()) {
                     self.sync_failed.store(true, Ordering::Release);
                     return Err(e);
                 }
@@ -279,7 +280,7 @@ impl LogWriter {
         {
             // Roll: the old segment is complete, so make it durable before the new one appears.
             if let Some(f) = io.file.take() {
-                if let Err(e) = f.sync_data() {
+                if let Err(e) = io_stats::fsync(|| f.sync_data()) {
                     self.sync_failed.store(true, Ordering::Release);
                     io.file = Some(f);
                     return Err(e);
@@ -292,13 +293,16 @@ impl LogWriter {
                 .truncate(true)
                 .write(true)
                 .open(&path)?;
-            f.write_all(&header(first))?;
-            f.sync_data()?;
+            let head = header(first);
+            f.write_all(&head)?;
+            io_stats::wrote(head.len());
+            io_stats::fsync(|| f.sync_data())?;
             // Appends go through an append-mode handle: after a failed write is cut off with
             // `set_len`, the next write must land at the new end, not at the old offset (which
             // would leave a hole of zeros).
             let f = OpenOptions::new().append(true).open(&path)?;
-            File::open(&io.dir)?.sync_all()?;
+            let dir = File::open(&io.dir)?;
+            io_stats::fsync(|| dir.sync_all())?;
             io.seg_first = first;
             io.seg_len = HEADER_LEN;
             lock(&self.created).push(first);
@@ -313,6 +317,7 @@ impl LogWriter {
             let _ = f.set_len(io.seg_len);
             return Err(e);
         }
+        io_stats::wrote(buf.len());
         io.seg_len += buf.len() as u64;
         self.seg_len.store(io.seg_len, Ordering::Relaxed);
         io.disk_end = end;
@@ -474,7 +479,7 @@ impl DiskLog {
                         .open(&path)
                         .map_err(io_err(&path))?;
                     f.set_len(s.valid_len).map_err(io_err(&path))?;
-                    f.sync_all().map_err(io_err(&path))?;
+                    io_stats::fsync(|| f.sync_all()).map_err(io_err(&path))?;
                 }
                 let f = OpenOptions::new()
                     .append(true)

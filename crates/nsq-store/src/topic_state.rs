@@ -119,10 +119,13 @@ impl TopicStateFile {
         let target = path(topic_dir);
         let tmp = target.with_extension("state.tmp");
         let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(&self.encode())?;
-        f.sync_all()?;
+        let bytes = self.encode();
+        f.write_all(&bytes)?;
+        crate::io_stats::wrote(bytes.len());
+        crate::io_stats::fsync(|| f.sync_all())?;
         std::fs::rename(&tmp, &target)?;
-        std::fs::File::open(topic_dir)?.sync_all()
+        let dir = std::fs::File::open(topic_dir)?;
+        crate::io_stats::fsync(|| dir.sync_all())
     }
 }
 

@@ -22,6 +22,8 @@ pub struct ChannelInner {
     pub state: ChannelState,
     /// Publish-to-FIN latency, when percentiles are configured.
     pub e2e: Option<E2eLatency>,
+    /// Publish-to-FIN latency since creation, for `/metrics`.
+    pub e2e_hist: crate::metrics::E2eHistogram,
     pub clients: HashMap<u64, Arc<ClientShared>>,
     waiters: VecDeque<Arc<ClientShared>>,
 }
@@ -56,6 +58,7 @@ impl Channel {
             inner: Mutex::new(ChannelInner {
                 state: ChannelState::new(key),
                 e2e: e2e_window.map(|w| E2eLatency::new(w, std::time::Instant::now())),
+                e2e_hist: Default::default(),
                 clients: HashMap::new(),
                 waiters: VecDeque::new(),
             }),

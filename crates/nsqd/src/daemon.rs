@@ -66,6 +66,8 @@ pub struct Nsqd {
     /// Set when `--tls-cert` and `--tls-key` are given: used for IDENTIFY's TLS upgrade.
     pub tls_acceptor: Option<tokio_rustls::TlsAcceptor>,
     lookup_rx: Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<LookupEvent>>>,
+    /// What `/metrics` keeps between scrapes.
+    pub metrics: crate::metrics::Metrics,
 }
 
 fn millis(d: Duration) -> i64 {
@@ -129,6 +131,7 @@ impl Nsqd {
             checkpoint_wanted: Arc::new(Notify::new()),
             persist_lock: Mutex::new(()),
             shutdown: Notify::new(),
+            metrics: crate::metrics::Metrics::new(),
             opts,
         }
     }

@@ -1,5 +1,5 @@
 //! nsqd's HTTP API: publishing, administration of topics and channels, `/stats`, `/info`,
-//! `/ping` and `/config`, with NSQ's status codes and error messages.
+//! `/ping`, `/config` and `/metrics` (Prometheus), with NSQ's status codes and error messages.
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -25,6 +25,8 @@ pub fn router() -> Router<Nsqd> {
         .post("/pub", publish)
         .post("/mpub", mpublish)
         .get("/stats", stats_handler)
+        .get("/metrics", metrics_handler)
+        .route(http::Method::HEAD, "/metrics", metrics_handler)
         .post("/topic/create", topic_create)
         .post("/topic/delete", topic_delete)
         .post("/topic/empty", topic_empty)
@@ -216,6 +218,20 @@ async fn stats_handler(nsqd: Arc<Nsqd>, ctx: RequestCtx) -> HandlerResult {
     } else {
         Ok(v1_text(stats::render_text(&s, &nsqd)))
     }
+}
+
+/// The Prometheus page. Encoding 10,000 channels takes milliseconds of CPU, so it runs on a
+/// blocking thread rather than holding up the connections that share this worker.
+async fn metrics_handler(nsqd: Arc<Nsqd>, _ctx: RequestCtx) -> HandlerResult {
+    let page = tokio::task::spawn_blocking(move || crate::metrics::render(&nsqd))
+        .await
+        .map_err(|_| err(500, "INTERNAL_ERROR"))?;
+    let mut resp = plain(StatusCode::OK, page);
+    resp.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static(nsq_daemon::metrics::CONTENT_TYPE),
+    );
+    Ok(resp)
 }
 
 async fn topic_create(nsqd: Arc<Nsqd>, ctx: RequestCtx) -> HandlerResult {

@@ -10,6 +10,7 @@ pub mod http_api;
 pub mod latency;
 pub mod lookup;
 pub mod metadata;
+pub mod metrics;
 pub mod options;
 pub mod server;
 pub mod stats;

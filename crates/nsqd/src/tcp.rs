@@ -93,6 +93,7 @@ pub async fn serve(nsqd: Arc<Nsqd>, listener: Listener) {
         };
         match accepted {
             Ok((stream, addr, ip)) => {
+                nsqd.metrics.connection_accepted();
                 let nsqd = nsqd.clone();
                 tokio::spawn(async move { handle(nsqd, stream, addr, ip).await });
             }
@@ -595,15 +596,15 @@ impl Conn {
         {
             let mut ci = channel.inner.lock();
             let ci = &mut *ci;
-            // Clocks are read once per batch, and only when end-to-end latency is tracked.
-            let clock = ci
-                .e2e
-                .as_ref()
-                .map(|_| (Instant::now(), crate::topic::unix_nanos()));
+            // Clocks are read once per batch; the monotonic one only for the percentile window.
+            let nanos = crate::topic::unix_nanos();
+            let window_now = ci.e2e.as_ref().map(|_| Instant::now());
             fins.retain(|id| match ci.state.finish(self.client.id, id) {
                 Ok(f) => {
-                    if let (Some(e2e), Some((now, nanos))) = (ci.e2e.as_mut(), clock) {
-                        e2e.record(now, nanos - f.msg.timestamp);
+                    let latency = nanos - f.msg.timestamp;
+                    ci.e2e_hist.record(latency);
+                    if let (Some(e2e), Some(now)) = (ci.e2e.as_mut(), window_now) {
+                        e2e.record(now, latency);
                     }
                     true
                 }

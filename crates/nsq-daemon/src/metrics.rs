@@ -48,11 +48,21 @@ pub struct ProcessCollector {
 }
 
 impl ProcessCollector {
+    /// Reads the process's start time from `/proc` (boot time plus the process's start in
+    /// clock ticks since boot); falls back to now, which is close when built at start-up.
     pub fn new() -> ProcessCollector {
-        let start_time = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs_f64())
-            .unwrap_or(0.0);
+        let from_proc = || {
+            let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+            let boot = std::fs::read_to_string("/proc/stat").ok()?;
+            let ticks = rustix::param::clock_ticks_per_second() as f64;
+            Some(boot_time(&boot)? + parse_proc_stat(&stat)?.start_ticks as f64 / ticks.max(1.0))
+        };
+        let start_time = from_proc().unwrap_or_else(|| {
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs_f64())
+                .unwrap_or(0.0)
+        });
         ProcessCollector { start_time }
     }
 }
@@ -68,8 +78,17 @@ impl Default for ProcessCollector {
 struct ProcStat {
     cpu_ticks: u64,
     threads: u64,
+    start_ticks: u64,
     virtual_bytes: u64,
     resident_pages: u64,
+}
+
+/// `btime` of `/proc/stat`: when the machine booted, in seconds since the Unix epoch.
+fn boot_time(proc_stat: &str) -> Option<f64> {
+    proc_stat
+        .lines()
+        .find_map(|l| l.strip_prefix("btime "))
+        .and_then(|v| v.trim().parse::<f64>().ok())
 }
 
 /// Parses `/proc/<pid>/stat`. The command name (field 2) may contain spaces and parentheses, so
@@ -82,6 +101,7 @@ fn parse_proc_stat(s: &str) -> Option<ProcStat> {
     Some(ProcStat {
         cpu_ticks: num(14)? + num(15)?,
         threads: num(20)?,
+        start_ticks: num(22)?,
         virtual_bytes: num(23)?,
         resident_pages: num(24)?,
     })
@@ -178,10 +198,30 @@ mod tests {
             ProcStat {
                 cpu_ticks: 300,
                 threads: 7,
+                start_ticks: 100,
                 virtual_bytes: 123456789,
                 resident_pages: 321,
             }
         );
+    }
+
+    #[test]
+    fn boot_time_comes_from_btime() {
+        assert_eq!(
+            boot_time("cpu  1 2 3\nbtime 1764800000\nprocesses 9\n"),
+            Some(1764800000.0)
+        );
+        assert_eq!(boot_time("cpu  1 2 3\n"), None);
+    }
+
+    #[test]
+    fn start_time_is_in_the_past_and_recent() {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64();
+        let t = ProcessCollector::new().start_time;
+        assert!(t <= now + 1.0 && t > now - 24.0 * 3600.0, "{t} vs {now}");
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod metadata;
 pub mod options;
 pub mod server;
 pub mod stats;
+pub mod statsd;
 pub mod tcp;
 pub mod tls;
 pub mod topic;

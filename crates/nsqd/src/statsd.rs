@@ -344,6 +344,12 @@ async fn push(
     );
     let packets = pack(&lines, packet_size(opts.statsd_udp_packet_size));
     let gap = spread_gap(interval, packets.len());
+    // A fixed-rate timer rather than a sleep per packet, so the pauses do not drift.
+    let mut pace = (!gap.is_zero()).then(|| {
+        let mut t = tokio::time::interval_at(tokio::time::Instant::now() + gap, gap);
+        t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        t
+    });
     let mut exiting = false;
     let mut send_failed = false;
     for (i, packet) in packets.iter().enumerate() {
@@ -355,11 +361,11 @@ async fn push(
             }
         }
         // At exit the remaining packets still go, without the pauses.
-        if exiting || gap.is_zero() || i + 1 == packets.len() {
+        let Some(pace) = pace.as_mut().filter(|_| !exiting && i + 1 < packets.len()) else {
             continue;
-        }
+        };
         tokio::select! {
-            _ = tokio::time::sleep(gap) => {}
+            _ = pace.tick() => {}
             _ = exit.as_mut() => exiting = true,
         }
     }

@@ -9,7 +9,7 @@ use nsq_protocol::MessageId;
 use tokio::sync::{mpsc, watch, Notify};
 use tokio::time::Instant;
 
-use crate::conn::{self, Frame, WriteCmd};
+use crate::conn::{self, Frame};
 use crate::{BackoffStrategy, Config, Error, Message};
 
 /// How long a graceful stop waits for in-flight messages before closing anyway.
@@ -64,6 +64,8 @@ pub(crate) struct Shared {
     received: AtomicU64,
     finished: AtomicU64,
     requeued: AtomicU64,
+    /// A backoff level above zero or a backoff timer running (kept in step with `State`).
+    backoff_active: AtomicBool,
     /// Set once stopping begins; background loops end.
     exiting: watch::Sender<bool>,
     /// Set when a stop has waited too long: connections close without waiting for messages.
@@ -107,8 +109,12 @@ struct ConnRdy {
 pub(crate) struct ConnHandle {
     addr: String,
     consumer: Weak<Shared>,
-    tx: mpsc::UnboundedSender<WriteCmd>,
+    outbox: Arc<conn::Outbox>,
     in_flight: AtomicI64,
+    /// The reader holds frames it has not handed over yet: more messages (and answers to
+    /// them) are coming.
+    burst: AtomicBool,
+    /// Notified when `in_flight` reaches zero or a burst ends.
     drained: Notify,
     closing: AtomicBool,
     max_rdy: i64,
@@ -139,9 +145,21 @@ pub(crate) enum Signal {
 
 impl ConnHandle {
     fn send(&self, line: &str) -> bool {
-        let mut b = Vec::with_capacity(line.len() + 1);
-        conn::put_line(&mut b, line);
-        self.tx.send(WriteCmd::Data(b)).is_ok()
+        self.outbox.push_line(line)
+    }
+
+    /// Appends `VERB <id>[ <arg>]\n` without formatting or allocating.
+    fn send_id(&self, verb: &[u8], id: &MessageId, arg: Option<u128>) -> bool {
+        self.outbox.push(|b| {
+            b.extend_from_slice(verb);
+            b.push(b' ');
+            b.extend_from_slice(id.as_bytes());
+            if let Some(arg) = arg {
+                // Writing into a Vec cannot fail.
+                let _ = std::io::Write::write_fmt(b, format_args!(" {arg}"));
+            }
+            b.push(b'\n');
+        })
     }
 
     fn responded(&self) {
@@ -157,7 +175,7 @@ impl ConnHandle {
             c.finished.fetch_add(1, Ordering::Relaxed);
             c.backoff_signal(Signal::Resume);
         }
-        self.send(&format!("FIN {}", String::from_utf8_lossy(id.as_bytes())));
+        self.send_id(b"FIN", id, None);
         self.responded();
     }
 
@@ -185,16 +203,12 @@ impl ConnHandle {
                 Signal::Continue
             });
         }
-        self.send(&format!(
-            "REQ {} {}",
-            String::from_utf8_lossy(id.as_bytes()),
-            delay.as_millis()
-        ));
+        self.send_id(b"REQ", id, Some(delay.as_millis()));
         self.responded();
     }
 
     pub(crate) fn touch(&self, id: &MessageId) {
-        self.send(&format!("TOUCH {}", String::from_utf8_lossy(id.as_bytes())));
+        self.send_id(b"TOUCH", id, None);
     }
 
     /// A message was dropped unanswered.
@@ -247,6 +261,7 @@ impl Consumer {
                 received: AtomicU64::new(0),
                 finished: AtomicU64::new(0),
                 requeued: AtomicU64::new(0),
+                backoff_active: AtomicBool::new(false),
                 exiting: watch::Sender::new(false),
                 force: watch::Sender::new(false),
                 done: watch::Sender::new(false),
@@ -441,8 +456,21 @@ impl Shared {
         self.done.send_replace(true);
     }
 
+    /// Mirrors whether backoff is under way for [`Shared::backoff_signal`]'s lock-free check.
+    fn note_backoff(&self, st: &State) {
+        self.backoff_active.store(
+            st.backoff_counter > 0 || st.backoff_timeout,
+            Ordering::Release,
+        );
+    }
+
     /// go-nsq's `startStopContinueBackoff`.
     fn backoff_signal(self: &Arc<Self>, signal: Signal) {
+        // Outside backoff, only a requeue with backoff changes anything: finishing a message
+        // (the common case) need not take the state lock.
+        if signal != Signal::Backoff && !self.backoff_active.load(Ordering::Acquire) {
+            return;
+        }
         let mut st = lock(&self.state);
         if st.backoff_timeout {
             return;
@@ -455,6 +483,7 @@ impl Shared {
             cfg.max_backoff_duration,
         );
         st.backoff_counter = counter;
+        self.note_backoff(&st);
         if counter == 0 && updated {
             let count = per_conn_max_in_flight(st.max_in_flight, st.conns.len());
             log::warn!(
@@ -489,6 +518,7 @@ impl Shared {
 
     fn start_backoff_timer(self: &Arc<Self>, st: &mut State, d: Duration) {
         st.backoff_timeout = true;
+        self.note_backoff(st);
         let me = Arc::downgrade(self);
         tokio::spawn(async move {
             tokio::time::sleep(d).await;
@@ -503,6 +533,7 @@ impl Shared {
         let mut st = lock(&self.state);
         if st.stopping {
             st.backoff_timeout = false;
+            self.note_backoff(&st);
             return;
         }
         let conns: Vec<_> = st.conns.values().cloned().collect();
@@ -517,6 +548,7 @@ impl Shared {
         }
         let choice = conns.get(rand::random::<usize>() % conns.len()).cloned();
         st.backoff_timeout = false;
+        self.note_backoff(&st);
         if let Some(c) = choice {
             log::warn!("({}) backoff timeout expired, sending RDY 1", c.addr);
             if !self.update_rdy(&mut st, &c, 1) {
@@ -813,13 +845,13 @@ async fn connect_nsqd(shared: &Arc<Shared>, addr: &str) -> Result<(), Error> {
         return Err(Error::Stopped);
     };
     let conn::Connected { reader, writer, .. } = connected;
-    let (tx, rx) = mpsc::unbounded_channel();
     let now = Instant::now();
     let handle = Arc::new(ConnHandle {
         addr: addr.to_string(),
         consumer: Arc::downgrade(shared),
-        tx,
+        outbox: Arc::new(conn::Outbox::default()),
         in_flight: AtomicI64::new(0),
+        burst: AtomicBool::new(false),
         drained: Notify::new(),
         closing: AtomicBool::new(false),
         max_rdy,
@@ -829,7 +861,7 @@ async fn connect_nsqd(shared: &Arc<Shared>, addr: &str) -> Result<(), Error> {
             last_msg_time: now,
         }),
     });
-    let writer_task = tokio::spawn(conn::writer_task(writer, rx));
+    let writer_task = tokio::spawn(write_loop(handle.clone(), writer));
     tokio::spawn(read_loop(
         shared.clone(),
         handle.clone(),
@@ -898,13 +930,20 @@ async fn read_loop(
     msg_tx: mpsc::UnboundedSender<Message>,
 ) {
     let addr = c.addr.clone();
+    let shared_addr: Arc<str> = Arc::from(addr.as_str());
     let mut force = shared.force.subscribe();
     let max_attempts = shared.config.max_attempts;
     loop {
+        if !reader.frame_ready() && c.burst.swap(false, Ordering::SeqCst) {
+            c.drained.notify_waiters();
+        }
         let frame = tokio::select! {
             f = reader.next_frame() => f,
             _ = force.wait_for(|f| *f) => break,
         };
+        if reader.frame_ready() {
+            c.burst.store(true, Ordering::SeqCst);
+        }
         match frame {
             Err(e) => {
                 if !(c.closing.load(Ordering::SeqCst) && matches!(e, Error::Closed { .. })) {
@@ -933,7 +972,7 @@ async fn read_loop(
                 c.in_flight.fetch_add(1, Ordering::SeqCst);
                 lock(&c.rdy).last_msg_time = Instant::now();
                 shared.received.fetch_add(1, Ordering::Relaxed);
-                let msg = Message::delivered(m, addr.clone(), c.clone());
+                let msg = Message::delivered(m, shared_addr.clone(), c.clone());
                 if max_attempts > 0 && msg.attempts > max_attempts {
                     log::warn!(
                         "msg {} attempted {} times, giving up",
@@ -963,12 +1002,69 @@ async fn read_loop(
             _ = force.wait_for(|f| *f) => break,
         }
     }
-    let _ = c.tx.send(WriteCmd::Close);
+    c.outbox.close();
     if let Ok(Some(e)) = writer_task.await {
         log::error!("({addr}) IO error - {e}");
     }
     log::info!("({addr}) connection closed");
     shared.on_conn_close(&c);
+}
+
+/// Longest a small batch of commands waits for company (see [`write_loop`]).
+const HOLD_TIME: Duration = Duration::from_millis(1);
+
+/// Writes what is appended to the connection's outbox until it is closed or a write fails.
+///
+/// While messages delivered on this connection are still unanswered, their FINs are about to
+/// follow, so a small batch waits (until nothing is in flight, [`conn::HOLD_BYTES`] are queued,
+/// or [`HOLD_TIME`] passed) and goes out with them: nsqd then reads hundreds of FINs per read
+/// instead of a few, which is what bounds a consumer's throughput against Go's nsqd. An idle
+/// consumer answering one message writes at once.
+async fn write_loop(
+    c: Arc<ConnHandle>,
+    mut writer: conn::FrameWriter<tokio::io::WriteHalf<conn::BoxIo>>,
+) -> Option<Error> {
+    let mut batch = Vec::with_capacity(16 * 1024);
+    loop {
+        let wake = c.outbox.notified();
+        tokio::pin!(wake);
+        wake.as_mut().enable();
+        let closing = c.outbox.take(&mut batch);
+        if batch.is_empty() {
+            if closing {
+                c.outbox.kill();
+                writer.shutdown().await;
+                return None;
+            }
+            wake.await;
+            continue;
+        }
+        if !closing && batch.len() < conn::HOLD_BYTES {
+            let deadline = tokio::time::Instant::now() + HOLD_TIME;
+            loop {
+                let settled = c.drained.notified();
+                tokio::pin!(settled);
+                settled.as_mut().enable();
+                let expecting =
+                    c.in_flight.load(Ordering::SeqCst) > 0 || c.burst.load(Ordering::SeqCst);
+                if !expecting || batch.len() + c.outbox.queued() >= conn::HOLD_BYTES {
+                    break;
+                }
+                tokio::select! {
+                    _ = &mut settled => {}
+                    _ = &mut wake => wake.set(c.outbox.notified()),
+                    _ = tokio::time::sleep_until(deadline) => break,
+                }
+            }
+            c.outbox.take(&mut batch);
+        }
+        let r = writer.write(&batch).await;
+        batch.clear();
+        if let Err(e) = r {
+            c.outbox.kill();
+            return Some(e);
+        }
+    }
 }
 
 /// go-nsq's `perConnMaxInFlight`: an even share of `max_in_flight`, at least 1 and at most

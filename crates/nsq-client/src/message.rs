@@ -32,8 +32,8 @@ pub struct Message {
     /// Delivery attempts so far, this one included.
     pub attempts: u16,
     pub body: Bytes,
-    /// The nsqd (`host:port`) the message came from.
-    pub nsqd_address: String,
+    /// The nsqd (`host:port`) the message came from, shared by its connection's messages.
+    pub nsqd_address: Arc<str>,
     responder: Arc<Responder>,
 }
 
@@ -86,7 +86,7 @@ impl Drop for Responder {
 impl Message {
     pub(crate) fn delivered(
         m: nsq_protocol::Message,
-        nsqd_address: String,
+        nsqd_address: Arc<str>,
         conn: Arc<ConnHandle>,
     ) -> Message {
         Message {

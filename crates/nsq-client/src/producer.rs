@@ -1,36 +1,76 @@
 //! A producer: one connection to one nsqd, opened on first use and reopened after failures;
 //! commands are pipelined and their answers matched in order.
+//!
+//! Callers append their command's bytes to the connection's output buffer and their reply
+//! slot to its queue under one short lock, so order on the wire and order of answers agree. A
+//! writer task sends the whole buffer in one write whenever it is woken, and a reader task
+//! answers callers as nsqd's responses arrive. Nothing is copied twice or sent through a
+//! channel per command, and a busy producer makes one write per batch, not per message.
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use bytes::Bytes;
-use tokio::sync::{mpsc, oneshot, Mutex};
+use bytes::{BufMut, Bytes};
+use tokio::sync::{oneshot, Notify};
 
 use crate::conn::{self, Frame};
 use crate::{Config, Error};
 
-/// How many commands may wait for the connection task before callers wait too.
-const QUEUE: usize = 1024;
-/// Bytes gathered into one write at most (more commands wait for the next write).
-const BATCH_BYTES: usize = 1024 * 1024;
-
 type Reply = oneshot::Sender<Result<(), Error>>;
 
-enum Op {
-    /// Command bytes; `answered` is false for NOP, which nsqd does not answer.
-    Cmd {
-        data: Vec<u8>,
-        answered: bool,
-        reply: Reply,
-    },
-    /// Finish what was sent, then close.
-    Stop(oneshot::Sender<()>),
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// What callers and the connection's two tasks share.
+struct Link {
+    addr: String,
+    state: Mutex<LinkState>,
+    /// Wakes the writer: there is output, or the link is stopping or failed.
+    wake: Notify,
+}
+
+#[derive(Default)]
+struct LinkState {
+    /// Command bytes not yet written.
+    out: Vec<u8>,
+    /// One per answered command, written or not, in the order of their bytes.
+    waiting: VecDeque<Reply>,
+    /// Unanswered commands (NOP), resolved once written.
+    after_write: Vec<Reply>,
+    /// Set once; from then on callers must open a new link.
+    failed: bool,
+    stopping: bool,
+    stoppers: Vec<oneshot::Sender<()>>,
+}
+
+impl Link {
+    /// Fails every caller still waiting and marks the link unusable.
+    fn fail(&self, e: &Error) {
+        let (waiting, after) = {
+            let mut st = lock(&self.state);
+            if st.failed {
+                return;
+            }
+            st.failed = true;
+            st.out.clear();
+            (
+                std::mem::take(&mut st.waiting),
+                std::mem::take(&mut st.after_write),
+            )
+        };
+        for reply in waiting.into_iter().chain(after) {
+            let _ = reply.send(Err(e.duplicate()));
+        }
+        self.wake.notify_one();
+    }
 }
 
 struct Inner {
-    conn: Mutex<Option<mpsc::Sender<Op>>>,
+    link: Mutex<Option<Arc<Link>>>,
+    /// Held while connecting, so concurrent callers open one connection, not several.
+    connecting: tokio::sync::Mutex<()>,
     stopped: AtomicBool,
 }
 
@@ -60,6 +100,11 @@ impl std::fmt::Debug for Producer {
     }
 }
 
+fn put_name_line(out: &mut Vec<u8>, verb: &[u8], topic: &str) {
+    out.extend_from_slice(verb);
+    out.extend_from_slice(topic.as_bytes());
+}
+
 impl Producer {
     /// A producer for the nsqd at `addr` (`host:port`). Validates `config`; connects lazily.
     pub fn new(addr: &str, config: Config) -> Result<Producer, Error> {
@@ -68,7 +113,8 @@ impl Producer {
             addr: addr.to_string(),
             config,
             inner: Arc::new(Inner {
-                conn: Mutex::new(None),
+                link: Mutex::new(None),
+                connecting: tokio::sync::Mutex::new(()),
                 stopped: AtomicBool::new(false),
             }),
         })
@@ -84,24 +130,26 @@ impl Producer {
 
     /// Connects if needed and sends NOP to check the connection.
     pub async fn ping(&self) -> Result<(), Error> {
-        let mut data = Vec::new();
-        conn::put_line(&mut data, "NOP");
-        self.send(data, false).await
+        self.command(false, |out| out.extend_from_slice(b"NOP\n"))
+            .await
     }
 
     /// PUB one message; resolves when nsqd answered OK.
     pub async fn publish(&self, topic: &str, body: impl Into<Bytes>) -> Result<(), Error> {
         let body = body.into();
-        let mut data = Vec::with_capacity(topic.len() + body.len() + 16);
-        conn::put_body_command(&mut data, &format!("PUB {topic}"), &body);
-        self.send(data, true).await
+        self.command(true, |out| {
+            put_name_line(out, b"PUB ", topic);
+            out.push(b'\n');
+            out.put_u32(body.len() as u32);
+            out.extend_from_slice(&body);
+        })
+        .await
     }
 
     /// MPUB several messages at once (all or none are accepted).
     pub async fn multi_publish(&self, topic: &str, bodies: Vec<Bytes>) -> Result<(), Error> {
-        let mut data = Vec::new();
-        conn::put_mpub(&mut data, topic, &bodies);
-        self.send(data, true).await
+        self.command(true, |out| conn::put_mpub(out, topic, &bodies))
+            .await
     }
 
     /// DPUB one message to be delivered after `delay`.
@@ -112,69 +160,105 @@ impl Producer {
         body: impl Into<Bytes>,
     ) -> Result<(), Error> {
         let body = body.into();
-        let mut data = Vec::with_capacity(topic.len() + body.len() + 32);
-        conn::put_body_command(
-            &mut data,
-            &format!("DPUB {topic} {}", delay.as_millis()),
-            &body,
-        );
-        self.send(data, true).await
+        let line = format!("DPUB {topic} {}", delay.as_millis());
+        self.command(true, |out| conn::put_body_command(out, &line, &body))
+            .await
     }
 
     /// Closes the connection once the commands already sent are answered. Later calls fail
     /// with [`Error::Stopped`].
     pub async fn stop(&self) {
         self.inner.stopped.store(true, Ordering::SeqCst);
-        let tx = self.inner.conn.lock().await.take();
-        if let Some(tx) = tx {
-            let (done_tx, done_rx) = oneshot::channel();
-            if tx.send(Op::Stop(done_tx)).await.is_ok() {
-                let _ = done_rx.await;
+        let link = lock(&self.inner.link).take();
+        let Some(link) = link else { return };
+        let (done_tx, done_rx) = oneshot::channel();
+        {
+            let mut st = lock(&link.state);
+            if st.failed {
+                return;
             }
+            st.stopping = true;
+            st.stoppers.push(done_tx);
         }
+        link.wake.notify_one();
+        let _ = done_rx.await;
     }
 
-    /// The connection task's queue, connecting first when there is none or it has failed.
-    async fn sender(&self) -> Result<mpsc::Sender<Op>, Error> {
-        let mut guard = self.inner.conn.lock().await;
+    /// The live link, connecting first when there is none or it has failed.
+    async fn link(&self) -> Result<Arc<Link>, Error> {
+        if let Some(l) = self.live_link()? {
+            return Ok(l);
+        }
+        let _connecting = self.inner.connecting.lock().await;
+        // Another caller may have connected while this one waited.
+        if let Some(l) = self.live_link()? {
+            return Ok(l);
+        }
+        let connected = conn::connect(&self.addr, &self.config).await?;
+        let link = Arc::new(Link {
+            addr: self.addr.clone(),
+            state: Mutex::new(LinkState::default()),
+            wake: Notify::new(),
+        });
+        let conn::Connected { reader, writer, .. } = connected;
+        let reading = tokio::spawn(read_loop(link.clone(), reader));
+        tokio::spawn(write_loop(link.clone(), writer, reading));
+        if self.inner.stopped.load(Ordering::SeqCst) {
+            link.fail(&Error::Stopped);
+            return Err(Error::Stopped);
+        }
+        *lock(&self.inner.link) = Some(link.clone());
+        Ok(link)
+    }
+
+    fn live_link(&self) -> Result<Option<Arc<Link>>, Error> {
         if self.inner.stopped.load(Ordering::SeqCst) {
             return Err(Error::Stopped);
         }
-        if let Some(tx) = guard.as_ref().filter(|tx| !tx.is_closed()) {
-            return Ok(tx.clone());
-        }
-        *guard = None;
-        let connected = conn::connect(&self.addr, &self.config).await?;
-        let (tx, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(run(connected, rx, self.addr.clone()));
-        *guard = Some(tx.clone());
-        Ok(tx)
+        let guard = lock(&self.inner.link);
+        Ok(guard
+            .as_ref()
+            .filter(|l| {
+                let st = lock(&l.state);
+                !st.failed && !st.stopping
+            })
+            .cloned())
     }
 
-    async fn send(&self, data: Vec<u8>, answered: bool) -> Result<(), Error> {
-        let closed = || Error::Closed {
-            addr: self.addr.clone(),
-        };
-        let (reply, rx) = oneshot::channel();
-        let mut op = Op::Cmd {
-            data,
-            answered,
-            reply,
-        };
-        // A connection that failed after it was picked is replaced once; nothing was sent on it.
-        for attempt in 0..2 {
-            let tx = self.sender().await?;
-            match tx.send(op).await {
-                Ok(()) => return rx.await.unwrap_or_else(|_| Err(closed())),
-                Err(mpsc::error::SendError(back)) => {
-                    if attempt == 1 {
-                        break;
-                    }
-                    op = back;
+    /// Appends one command (written by `encode`) and waits for its answer, or for its write
+    /// when nsqd does not answer it.
+    async fn command(&self, answered: bool, encode: impl Fn(&mut Vec<u8>)) -> Result<(), Error> {
+        // A link that failed after it was picked is replaced once; nothing was sent on it.
+        for _ in 0..2 {
+            let link = self.link().await?;
+            let rx = {
+                let mut st = lock(&link.state);
+                if st.failed || st.stopping {
+                    continue;
                 }
-            }
+                let was_idle = st.out.is_empty();
+                encode(&mut st.out);
+                let (tx, rx) = oneshot::channel();
+                if answered {
+                    st.waiting.push_back(tx);
+                } else {
+                    st.after_write.push(tx);
+                }
+                drop(st);
+                if was_idle {
+                    link.wake.notify_one();
+                }
+                rx
+            };
+            return rx.await.unwrap_or_else(|_| {
+                Err(Error::Closed {
+                    addr: self.addr.clone(),
+                })
+            });
         }
-        Err(closed())
+        Err(Error::Closed {
+            addr: self.addr.clone(),
+        })
     }
 }
 
@@ -189,139 +273,128 @@ fn is_fatal(e: &Error) -> bool {
     }
 }
 
-/// The connection task: writes queued commands in batches and answers their callers in order.
-async fn run(connected: conn::Connected, mut rx: mpsc::Receiver<Op>, addr: String) {
-    let conn::Connected {
-        mut reader,
-        mut writer,
-        ..
-    } = connected;
-    let (ftx, mut frx) = mpsc::unbounded_channel();
-    let reader_task = tokio::spawn(async move {
-        loop {
-            let f = reader.next_frame().await;
-            let end = f.is_err();
-            if ftx.send(f).is_err() || end {
+/// Writes whatever callers appended, all of it in one write, until the link fails or has
+/// stopped with every answer in.
+async fn write_loop(
+    link: Arc<Link>,
+    mut writer: conn::FrameWriter<tokio::io::WriteHalf<conn::BoxIo>>,
+    reading: tokio::task::JoinHandle<()>,
+) {
+    let mut batch = Vec::with_capacity(16 * 1024);
+    let mut written: Vec<Reply> = Vec::new();
+    loop {
+        let stop_now = {
+            let mut st = lock(&link.state);
+            if st.failed {
                 break;
             }
+            std::mem::swap(&mut st.out, &mut batch);
+            std::mem::swap(&mut st.after_write, &mut written);
+            batch.is_empty() && st.stopping && st.waiting.is_empty()
+        };
+        if stop_now {
+            break;
         }
-    });
-
-    let mut waiting: VecDeque<Reply> = VecDeque::new();
-    let mut stoppers: Vec<oneshot::Sender<()>> = Vec::new();
-    let mut stopping = false;
-    let mut batch = Vec::new();
-    let mut written: Vec<(bool, Reply)> = Vec::new();
-    let failure: Option<Error> = loop {
-        if stopping && waiting.is_empty() {
-            break None;
+        if batch.is_empty() {
+            link.wake.notified().await;
+            // Callers woken by the same read of answers are about to append their next
+            // commands: letting them run first turns many small writes into one.
+            tokio::task::yield_now().await;
+            continue;
         }
-        tokio::select! {
-            op = rx.recv(), if !stopping => {
-                let mut next = match op {
-                    Some(op) => Some(op),
-                    // Every handle is gone: finish what was sent, then close.
-                    None => { stopping = true; continue; }
-                };
-                while let Some(op) = next.take() {
-                    match op {
-                        Op::Cmd { data, answered, reply } => {
-                            batch.extend_from_slice(&data);
-                            written.push((answered, reply));
-                        }
-                        Op::Stop(done) => {
-                            stoppers.push(done);
-                            stopping = true;
-                            break;
-                        }
-                    }
-                    if batch.len() < BATCH_BYTES {
-                        next = rx.try_recv().ok();
-                    }
-                }
-                if batch.is_empty() {
-                    continue;
-                }
-                let r = writer.write(&batch).await;
-                batch.clear();
-                match r {
-                    Ok(()) => {
-                        for (answered, reply) in written.drain(..) {
-                            if answered {
-                                waiting.push_back(reply);
-                            } else {
-                                let _ = reply.send(Ok(()));
-                            }
-                        }
-                    }
-                    Err(e) => {
-                        for (_, reply) in written.drain(..) {
-                            let _ = reply.send(Err(e.duplicate()));
-                        }
-                        break Some(e);
-                    }
-                }
+        if let Err(e) = writer.write(&batch).await {
+            log::error!("{}: producer connection failed: {e}", link.addr);
+            for reply in written.drain(..) {
+                let _ = reply.send(Err(e.duplicate()));
             }
-            f = frx.recv() => match f {
-                Some(Ok(f)) if f.is_heartbeat() => {
-                    let mut nop = Vec::new();
-                    conn::put_line(&mut nop, "NOP");
-                    if let Err(e) = writer.write(&nop).await {
-                        break Some(e);
-                    }
-                }
-                Some(Ok(Frame::Response(_))) => {
-                    if let Some(reply) = waiting.pop_front() {
-                        let _ = reply.send(Ok(()));
-                    }
-                }
-                Some(Ok(Frame::Error(text))) => {
-                    let e = conn::server_error(&addr, &text);
-                    let fatal = is_fatal(&e);
-                    if fatal {
-                        // nsqd closes after this; the next call must not pick this connection.
-                        rx.close();
-                    }
-                    match waiting.pop_front() {
-                        Some(reply) => { let _ = reply.send(Err(e)); }
-                        None => log::error!("{addr}: {e}"),
-                    }
-                    if fatal {
-                        break Some(Error::Closed { addr: addr.clone() });
-                    }
-                }
-                Some(Ok(Frame::Message(_))) => {
-                    break Some(Error::Protocol {
-                        addr: addr.clone(),
-                        reason: "message frame on a producer connection".into(),
-                    });
-                }
-                Some(Err(e)) => break Some(e),
-                None => break Some(Error::Closed { addr: addr.clone() }),
-            },
+            link.fail(&e);
+            break;
         }
-    };
-    if let Some(e) = &failure {
-        log::error!("{addr}: producer connection failed: {e}");
-        for reply in waiting.drain(..) {
-            let _ = reply.send(Err(e.duplicate()));
-        }
-    }
-    // Fail whatever is still queued rather than leaving its callers waiting.
-    rx.close();
-    while let Ok(op) = rx.try_recv() {
-        match op {
-            Op::Cmd { reply, .. } => {
-                let _ = reply.send(Err(failure
-                    .as_ref()
-                    .map_or(Error::Stopped, Error::duplicate)));
-            }
-            Op::Stop(done) => stoppers.push(done),
+        batch.clear();
+        for reply in written.drain(..) {
+            let _ = reply.send(Ok(()));
         }
     }
     writer.shutdown().await;
-    reader_task.abort();
+    reading.abort();
+    let stoppers = {
+        let mut st = lock(&link.state);
+        st.failed = true;
+        std::mem::take(&mut st.stoppers)
+    };
+    link.fail(&Error::Stopped);
     for done in stoppers {
         let _ = done.send(());
     }
+}
+
+/// Reads nsqd's answers and hands each to the caller whose command it answers.
+async fn read_loop(
+    link: Arc<Link>,
+    mut reader: conn::FrameReader<tokio::io::ReadHalf<conn::BoxIo>>,
+) {
+    let addr = link.addr.clone();
+    let failure = loop {
+        let frame = match reader.next_frame().await {
+            Ok(f) => f,
+            Err(e) => break e,
+        };
+        match frame {
+            f if f.is_heartbeat() => {
+                let mut st = lock(&link.state);
+                let was_idle = st.out.is_empty();
+                st.out.extend_from_slice(b"NOP\n");
+                drop(st);
+                if was_idle {
+                    link.wake.notify_one();
+                }
+            }
+            Frame::Response(_) => {
+                let (reply, drained) = {
+                    let mut st = lock(&link.state);
+                    let reply = st.waiting.pop_front();
+                    (reply, st.stopping && st.waiting.is_empty())
+                };
+                if let Some(reply) = reply {
+                    let _ = reply.send(Ok(()));
+                }
+                if drained {
+                    link.wake.notify_one();
+                }
+            }
+            Frame::Error(text) => {
+                let e = conn::server_error(&addr, &text);
+                let fatal = is_fatal(&e);
+                let reply = lock(&link.state).waiting.pop_front();
+                // nsqd closes after a fatal error: the link must be unusable before the caller
+                // hears of it, so its next call opens a new connection.
+                if fatal {
+                    link.fail(&Error::Closed { addr: addr.clone() });
+                }
+                match reply {
+                    Some(reply) => {
+                        let _ = reply.send(Err(e));
+                    }
+                    None => log::error!("{addr}: {e}"),
+                }
+                if fatal {
+                    break Error::Closed { addr: addr.clone() };
+                }
+            }
+            Frame::Message(_) => {
+                break Error::Protocol {
+                    addr: addr.clone(),
+                    reason: "message frame on a producer connection".into(),
+                };
+            }
+        }
+    };
+    let quiet = {
+        let st = lock(&link.state);
+        st.failed || (st.stopping && st.waiting.is_empty())
+    };
+    if !quiet {
+        log::error!("{addr}: producer connection failed: {failure}");
+    }
+    link.fail(&failure);
 }

@@ -85,7 +85,7 @@ async fn one_in_flight_is_shared_between_connections() {
     let mut from = HashSet::new();
     for _ in 0..6 {
         let m = within("message", c.recv()).await.unwrap();
-        from.insert(m.nsqd_address.clone());
+        from.insert(m.nsqd_address.to_string());
         // Never more than one in flight across both connections.
         let inflight: u64 = [&a, &b]
             .iter()

@@ -35,7 +35,7 @@ async fn publish_then_consume() {
     for _ in 0..4 {
         let m = within("a message", c.recv()).await.unwrap();
         assert_eq!(m.attempts, 1);
-        assert_eq!(m.nsqd_address, nsqd.tcp_addr());
+        assert_eq!(&*m.nsqd_address, nsqd.tcp_addr());
         bodies.push(String::from_utf8(m.body.to_vec()).unwrap());
         m.finish();
     }

@@ -1,8 +1,9 @@
 //! Process plumbing shared by the NSQ daemons: NSQ-format logging, the version line, listener
-//! binding, signals and the data-path lock.
+//! binding, signals, the data-path lock and the Prometheus registry every `/metrics` starts from.
 #![forbid(unsafe_code)]
 
 pub mod logging;
+pub mod metrics;
 pub mod process;
 
 pub use logging::LogLevel;

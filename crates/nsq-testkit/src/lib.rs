@@ -288,3 +288,34 @@ impl ProcessLog {
             .clone()
     }
 }
+
+/// Runs `promtool check metrics` on a `/metrics` page and fails the test with promtool's
+/// complaints unless it passes. promtool comes from Debian's `prometheus` package, which
+/// `scripts/test.sh` installs when missing; set `PROMTOOL` to use another binary.
+pub fn promtool_check(page: &str) {
+    use std::process::{Command, Stdio};
+    let bin = std::env::var("PROMTOOL").unwrap_or_else(|_| "promtool".to_string());
+    let mut child = Command::new(&bin)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("cannot run {bin} ({e}): install Debian's 'prometheus' package or set PROMTOOL")
+        });
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(page.as_bytes())
+        .expect("write to promtool");
+    let out = child.wait_with_output().expect("promtool");
+    assert!(
+        out.status.success(),
+        "promtool check metrics failed ({}):\n{}{}\n--- page ---\n{page}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+}

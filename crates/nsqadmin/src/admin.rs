@@ -1,7 +1,8 @@
 //! The state every request shares: the current options (swappable through `/config`), the
-//! cluster client, the notifier and the history store.
+//! cluster client, the notifier, the history store and the metrics registry.
 use std::sync::Arc;
 
+use nsq_daemon::metrics::prometheus_client::registry::Registry;
 use nsq_http::RequestCtx;
 use parking_lot::RwLock;
 
@@ -14,6 +15,8 @@ pub struct Admin {
     opts: RwLock<Arc<Options>>,
     pub cluster: Cluster,
     pub history: Arc<History>,
+    /// Build info and process figures; `/metrics` adds the cluster's at scrape time.
+    pub metrics: Registry,
     notifier: Option<Notifier>,
     hostname: String,
 }
@@ -29,6 +32,7 @@ impl Admin {
             opts: RwLock::new(Arc::new(opts)),
             cluster,
             history,
+            metrics: nsq_daemon::metrics::registry("nsqadmin"),
             notifier,
             hostname: nsq_daemon::hostname(),
         }

@@ -1,5 +1,6 @@
 //! The HTTP surface: NSQ 1.3.0 nsqadmin's routes, JSON API and actions (same keys, status codes
-//! and error texts), the UI shell and static files, and the history endpoints of our own.
+//! and error texts), the UI shell and static files, and the history and `/metrics` endpoints of
+//! our own.
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -92,9 +93,24 @@ pub fn router(base_path: &str) -> Router<Admin> {
         .get(&bp("/api/graphite"), graphite)
         .get(&bp("/api/history/topics/:topic"), topic_history)
         .get(&bp("/api/history/topics/:topic/:channel"), channel_history)
+        .get(&bp("/metrics"), metrics)
+        .route(http::Method::HEAD, &bp("/metrics"), metrics)
         .get(&bp("/config/:opt"), config)
         .put(&bp("/config/:opt"), config);
     r
+}
+
+/// The cluster in the Prometheus text format, gathered now (see [`crate::metrics`]).
+async fn metrics(admin: Arc<Admin>, _ctx: RequestCtx) -> HandlerResult {
+    let opts = admin.opts();
+    let scrape = crate::metrics::gather(&admin, &opts).await;
+    let page = crate::metrics::render(&admin.metrics, scrape);
+    let mut response = nsq_http::plain(StatusCode::OK, page);
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static(nsq_daemon::metrics::CONTENT_TYPE),
+    );
+    Ok(response)
 }
 
 /// The router, plus `GET /render` proxied to graphite when `--proxy-graphite` is set.

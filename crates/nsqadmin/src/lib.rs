@@ -17,6 +17,7 @@ pub mod api;
 pub mod assets;
 pub mod cluster;
 pub mod history;
+pub mod metrics;
 pub mod notify;
 pub mod options;
 pub mod server;

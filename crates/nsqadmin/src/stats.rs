@@ -15,6 +15,9 @@ use serde::{Deserialize, Serialize, Serializer};
 pub struct RawStats {
     #[serde(default)]
     pub topics: Option<Vec<RawTopic>>,
+    /// `OK`, or why the node is unhealthy (read by `/metrics` only).
+    #[serde(default)]
+    pub health: String,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -24,6 +27,8 @@ pub struct RawTopic {
     pub depth: i64,
     pub backend_depth: i64,
     pub message_count: i64,
+    /// Read by `/metrics` only; the UI's answers do not carry it, as in the reference.
+    pub message_bytes: i64,
     pub channels: Option<Vec<RawChannel>>,
     pub paused: bool,
     pub e2e_processing_latency: Option<RawE2e>,

@@ -1,6 +1,6 @@
 //! nsqlookupd's HTTP API: lookups for consumers (`/lookup`, `/topics`, `/channels`, `/nodes`),
 //! administration of registrations, `/ping`, `/info` and `/debug`, with NSQ's status codes,
-//! error messages and JSON shapes.
+//! error messages and JSON shapes; and `/metrics` for Prometheus.
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -18,6 +18,8 @@ pub fn router() -> Router<Lookupd> {
     r.get("/ping", ping)
         .get("/info", info)
         .get("/debug", debug)
+        .get("/metrics", metrics)
+        .route(http::Method::HEAD, "/metrics", metrics)
         .get("/lookup", lookup)
         .get("/topics", topics)
         .get("/channels", channels)
@@ -60,6 +62,16 @@ fn topic_channel_args(q: &Query) -> Result<(&str, &str), ApiError> {
 
 async fn ping(_l: Arc<Lookupd>, _ctx: RequestCtx) -> HandlerResult {
     Ok(plain(StatusCode::OK, "OK"))
+}
+
+async fn metrics(l: Arc<Lookupd>, _ctx: RequestCtx) -> HandlerResult {
+    let page = nsq_daemon::metrics::render(&l.metrics);
+    let mut response = plain(StatusCode::OK, page);
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static(nsq_daemon::metrics::CONTENT_TYPE),
+    );
+    Ok(response)
 }
 
 #[derive(Serialize)]

@@ -4,6 +4,7 @@
 
 pub mod http_api;
 pub mod lookupd;
+pub mod metrics;
 pub mod options;
 pub mod protocol;
 pub mod registry;

@@ -1,13 +1,22 @@
 //! The state one running nsqlookupd shares between its TCP and HTTP servers: options, the
-//! registration database, the bound ports and the shutdown signal.
+//! registration database, the bound ports, the metrics registry and the shutdown signal.
+use std::sync::Arc;
+
+use nsq_daemon::metrics::prometheus_client::registry::Registry;
 use tokio::sync::watch;
 
+use crate::metrics::{Connections, LookupdCollector};
 use crate::options::Options;
 use crate::registry::RegistrationDb;
 
 pub struct Lookupd {
     pub opts: Options,
-    pub db: RegistrationDb,
+    /// Shared with the metrics collector, which reads it at scrape time.
+    pub db: Arc<RegistrationDb>,
+    /// Open TCP connections.
+    pub connections: Arc<Connections>,
+    /// What `/metrics` renders.
+    pub metrics: Registry,
     /// The OS hostname, reported in the IDENTIFY reply.
     pub hostname: String,
     /// The bound TCP port (the real one when listening on port 0).
@@ -19,9 +28,19 @@ pub struct Lookupd {
 
 impl Lookupd {
     pub fn new(opts: Options, tcp_port: u16, http_port: u16) -> Lookupd {
+        let db = Arc::new(RegistrationDb::new());
+        let connections = Arc::new(Connections::default());
+        let metrics = crate::metrics::registry(LookupdCollector {
+            db: Arc::clone(&db),
+            connections: Arc::clone(&connections),
+            inactive_producer_timeout: opts.inactive_producer_timeout,
+            tombstone_lifetime: opts.tombstone_lifetime,
+        });
         Lookupd {
             opts,
-            db: RegistrationDb::new(),
+            db,
+            connections,
+            metrics,
             hostname: nsq_daemon::hostname(),
             tcp_port,
             http_port,

@@ -352,6 +352,19 @@ pub struct Node {
     pub tombstones: Vec<bool>,
 }
 
+/// What `/metrics` reports about the registrations; see [`RegistrationDb::summary`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// Identified nsqd that are active.
+    pub producers: usize,
+    /// Channel keys over all topics.
+    pub channels: usize,
+    /// Topic producer entries tombstoned within the lifetime.
+    pub tombstones: usize,
+    /// Every topic key with its active, not tombstoned producers.
+    pub topics: Vec<(String, usize)>,
+}
+
 #[derive(Default)]
 pub struct RegistrationDb {
     inner: RwLock<Inner>,
@@ -636,6 +649,48 @@ impl RegistrationDb {
             (node.topics, node.tombstones) = topics.into_iter().unzip();
         }
         nodes
+    }
+
+    /// The figures `/metrics` reports, read under one read lock: producers as `/nodes` counts
+    /// them, topic and channel keys, live tombstones, and each topic's visible producers (as
+    /// `/lookup` lists them), sorted by topic.
+    pub fn summary(&self, now: i64, inactive_timeout: Duration, lifetime: Duration) -> Summary {
+        let inner = self.inner.read();
+        let producers = inner.get(&Registration::client()).map_or(0, |p| {
+            p.values()
+                .filter(|p| p.peer.is_active(now, inactive_timeout))
+                .count()
+        });
+        let mut tombstones = 0;
+        let mut topics: Vec<(String, usize)> = inner
+            .keys(Category::Topic)
+            .iter()
+            .map(|(topic, subkeys)| {
+                let entries = subkeys.get("").into_iter().flat_map(|p| p.values());
+                let mut visible = 0;
+                for p in entries {
+                    if p.is_tombstoned(now, lifetime) {
+                        tombstones += 1;
+                    } else if p.peer.is_active(now, inactive_timeout) {
+                        visible += 1;
+                    }
+                }
+                (topic.clone(), visible)
+            })
+            .collect();
+        let channels = inner
+            .keys(Category::Channel)
+            .values()
+            .map(HashMap::len)
+            .sum();
+        drop(inner);
+        topics.sort_unstable();
+        Summary {
+            producers,
+            channels,
+            tombstones,
+            topics,
+        }
     }
 
     /// `/debug`: every key that has producers, sorted, with copies of its entries (by peer id).
@@ -982,6 +1037,41 @@ mod tests {
         let ghost = peer("g:1", "g", 1);
         db.register(&ghost, "t", None);
         assert_eq!(db.nodes(T0, INACTIVE, LIFETIME).len(), 1);
+    }
+
+    #[test]
+    fn summary_counts_what_lookups_see() {
+        let db = RegistrationDb::new();
+        let a = identified(&db, "a:1");
+        let b = identified(&db, "b:1");
+        db.register(&a, "t", Some("c1"));
+        db.register(&b, "t", Some("c2"));
+        db.register(&b, "u", None);
+        db.create_topic("empty");
+        let s = db.summary(T0, INACTIVE, LIFETIME);
+        assert_eq!(
+            s,
+            Summary {
+                producers: 2,
+                channels: 2,
+                tombstones: 0,
+                topics: vec![("empty".into(), 0), ("t".into(), 2), ("u".into(), 1)],
+            }
+        );
+        assert_eq!(db.tombstone("t", "a:1:4151", T0), 1);
+        let s = db.summary(T0, INACTIVE, LIFETIME);
+        assert_eq!((s.tombstones, s.topics[1].1), (1, 1));
+        // An expired tombstone no longer counts, and the producer is visible again.
+        let s = db.summary(T0 + 45 * SEC, INACTIVE, LIFETIME);
+        assert_eq!((s.tombstones, s.topics[1].1), (0, 2));
+        // Silent peers are not counted as producers.
+        let late = T0 + 301 * SEC;
+        b.touch(late);
+        let s = db.summary(late, INACTIVE, LIFETIME);
+        assert_eq!((s.producers, s.topics[1].1, s.topics[2].1), (1, 1, 1));
+        db.remove_peer(&b);
+        let s = db.summary(late, INACTIVE, LIFETIME);
+        assert_eq!((s.producers, s.topics[2].1), (0, 0));
     }
 
     #[test]

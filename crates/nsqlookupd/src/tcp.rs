@@ -53,6 +53,7 @@ pub async fn serve(lookupd: Arc<Lookupd>, listener: TcpListener) {
 }
 
 async fn handle(lookupd: Arc<Lookupd>, stream: TcpStream, addr: SocketAddr) {
+    let _open = lookupd.connections.open();
     let _ = stream.set_nodelay(true);
     log::info!("TCP: new client({addr})");
     let mut stop = lookupd.shutdown_signal();

@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod options;
 pub mod server;
 pub mod stats;
+pub mod statsd;
 pub mod tcp;
 pub mod tls;
 pub mod topic;

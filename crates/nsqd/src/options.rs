@@ -541,6 +541,30 @@ pub fn flag_set(hostname: &str) -> FlagSet {
         )
 }
 
+/// Flags NSQ acts on that nsqd accepts but does not act on yet. Setting one away from its default
+/// logs a warning at start-up, so that nobody relies on it unknowingly; a flag leaves this list
+/// when it does what NSQ's does.
+pub const NOT_IMPLEMENTED: &[&str] = &["queue-scan-worker-pool-max", "queue-scan-selection-count"];
+
+/// The start-up warnings for [`NOT_IMPLEMENTED`] flags (and experiments) set in `v`.
+fn not_implemented_warnings(v: &Values) -> Vec<String> {
+    let defaults = flag_set("").defaults();
+    let mut set: Vec<String> = NOT_IMPLEMENTED
+        .iter()
+        .filter(|name| v.get(name) != defaults.get(name))
+        .map(|name| format!("--{name}"))
+        .collect();
+    if v.str_list("enable-experiment")
+        .iter()
+        .any(|e| e == TOPOLOGY_AWARE_CONSUMPTION)
+    {
+        set.push(format!("--enable-experiment={TOPOLOGY_AWARE_CONSUMPTION}"));
+    }
+    set.into_iter()
+        .map(|flag| format!("{flag} is accepted but not implemented yet; it has no effect"))
+        .collect()
+}
+
 impl Options {
     /// All defaults for this host, unvalidated (the defaults are valid).
     pub fn defaults() -> Options {
@@ -566,6 +590,7 @@ impl Options {
         if v.is_set_on_cli("worker-id") {
             warnings.push("--worker-id is deprecated and has no effect (use --node-id)".into());
         }
+        warnings.extend(not_implemented_warnings(v));
         Options {
             log_level: LogLevel::from_str(v.string("log-level")).unwrap_or(LogLevel::Info),
             log_prefix: v.string("log-prefix").to_string(),
@@ -668,6 +693,12 @@ impl Options {
                 "invalid E2E processing latency percentile: {}",
                 format_go_float(*bad)
             )));
+        }
+        if !self.statsd_address.is_empty() && self.statsd_interval.is_zero() {
+            // NSQ's statsd timer panics on a zero interval; refusing to start says why.
+            return Err(OptionsError::Invalid(
+                "--statsd-interval must be greater than 0".into(),
+            ));
         }
         Ok(())
     }
@@ -1038,6 +1069,48 @@ mod tests {
         assert_eq!(o.mem_queue_size, 3);
         let o = run(&["--", "--foo"]);
         assert_eq!(o.mem_queue_size, 10_000);
+    }
+
+    #[test]
+    fn flags_without_effect_warn_only_when_set_away_from_default() {
+        let quiet = run(&[
+            "--queue-scan-worker-pool-max=4",
+            "--queue-scan-selection-count=20",
+            "--enable-experiment=something-else",
+            "--statsd-address=127.0.0.1:9",
+        ]);
+        assert!(quiet.warnings.is_empty(), "{:?}", quiet.warnings);
+        let o = run(&[
+            "--queue-scan-worker-pool-max=8",
+            "--enable-experiment=topology-aware-consumption",
+        ]);
+        assert_eq!(
+            o.warnings,
+            [
+                "--queue-scan-worker-pool-max is accepted but not implemented yet; it has no effect",
+                "--enable-experiment=topology-aware-consumption is accepted but not implemented \
+                 yet; it has no effect",
+            ]
+        );
+        // A config file counts as much as the command line.
+        let o = run_config("queue_scan_selection_count = 5", &[]);
+        assert_eq!(
+            o.warnings,
+            ["--queue-scan-selection-count is accepted but not implemented yet; it has no effect"]
+        );
+    }
+
+    #[test]
+    fn statsd_interval_must_be_positive_when_statsd_is_on() {
+        let e = fail(&["--statsd-address=127.0.0.1:9", "--statsd-interval=0s"]);
+        assert_eq!(e.to_string(), "--statsd-interval must be greater than 0");
+        assert_eq!(e.exit_code(), 1);
+        assert_eq!(
+            run(&["--statsd-interval=0s"]).statsd_interval,
+            Duration::ZERO
+        );
+        let o = run(&["--statsd-address=127.0.0.1:9", "--statsd-interval=1s"]);
+        assert_eq!(o.statsd_interval, secs(1));
     }
 
     #[test]

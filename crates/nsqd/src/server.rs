@@ -155,6 +155,10 @@ pub async fn run(mut opts: Options) -> anyhow::Result<()> {
     if let Some(events) = nsqd.take_lookup_events() {
         tokio::spawn(crate::lookup::lookup_loop(nsqd.clone(), events));
     }
+    if !nsqd.opts.statsd_address.is_empty() {
+        // Awaited at exit so that a push under way finishes sending.
+        tasks.push(tokio::spawn(crate::statsd::statsd_loop(nsqd.clone())));
+    }
 
     signals.wait().await;
 

@@ -725,12 +725,12 @@ impl Shared {
 /// the next nsqd run behind the harness's back.
 fn client_config(cfg: &Config) -> Result<nsq_client::Config, String> {
     let mut c = nsq_client::Config::new();
-    c.user_agent = nsq_client::user_agent("crash_harness", nsq_client::VERSION);
+    c.user_agent = nsq_client::user_agent("crash_harness", env!("CARGO_PKG_VERSION"));
     c.max_in_flight = cfg.rdy as usize;
     c.max_attempts = 0;
     c.max_backoff_duration = Duration::ZERO;
-    // Workers replace a lost connection themselves, with the run it belongs to; the client's
-    // retry of a direct address waits this long, which is longer than any cycle.
+    // Workers replace a lost connection themselves, with the run it belongs to, and stop the
+    // old consumer within `POLL`; the client's own retry would wait this long first.
     c.lookupd_poll_interval = Duration::from_secs(300);
     c.dial_timeout = Duration::from_secs(2);
     c.write_timeout = Duration::from_secs(10);
@@ -1436,6 +1436,18 @@ fn judge(ds: &[Delivery], deferred: Option<&Deferred>) -> Verdict {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_client_neither_gives_up_on_nor_backs_off_from_messages() {
+        let cfg = Config {
+            rdy: 37,
+            ..Config::new("nsqd")
+        };
+        let c = client_config(&cfg).unwrap();
+        assert_eq!((c.max_in_flight, c.max_attempts), (37, 0));
+        assert_eq!(c.max_backoff_duration, Duration::ZERO);
+        assert!(c.lookupd_poll_interval > POLL * 100);
+    }
 
     #[test]
     fn ids_round_trip_through_bodies() {

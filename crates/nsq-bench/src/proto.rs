@@ -3,7 +3,9 @@
 //! buffer.
 //!
 //! Written independently of the server's codec on purpose, so that a bug shared by both sides
-//! cannot hide behind a benchmark that "works".
+//! cannot hide behind a benchmark that "works". For the same reason, and because the bench
+//! tools reproduce NSQ's bench_writer and bench_reader command for command (batching, RDY, when
+//! FIN goes out), they do not use `nsq-client`, whose go-nsq behaviour would change the load.
 
 use anyhow::{bail, Context, Result};
 

@@ -1,11 +1,17 @@
 //! A crash harness for nsqd.
 //!
 //! [`run`] starts an nsqd binary on loopback ephemeral ports with a persistent data directory,
-//! runs publishers and consumers against it on plain threads speaking the V2 protocol, kills
-//! nsqd with SIGKILL at a random moment of every cycle, restarts it on the same data directory
-//! (reading its new ports from the `TCP: listening on` line) and lets everyone reconnect. At the
-//! end the publishers stop, nsqd keeps running cleanly until every channel is drained, and the
-//! [`Report`] compares, per channel, what was acknowledged with what was delivered.
+//! runs publishers and consumers against it, kills nsqd with SIGKILL at a random moment of every
+//! cycle, restarts it on the same data directory (reading its new ports from the
+//! `TCP: listening on` line) and lets everyone reconnect. At the end the publishers stop, nsqd
+//! keeps running cleanly until every channel is drained, and the [`Report`] compares, per
+//! channel, what was acknowledged with what was delivered.
+//!
+//! Each publisher and consumer is a thread with its own single-threaded tokio runtime, talking
+//! to nsqd through an `nsq_client::Producer` or `nsq_client::Consumer`. Every connection gets a
+//! fresh one, made for the nsqd run the harness says is current; the client's own reconnecting
+//! and go-nsq's attempt limit and backoff are switched off so they cannot hide or shape what
+//! nsqd does.
 //!
 //! Every message body starts with a unique 16-hex-digit id. A message counts as acknowledged
 //! only when the `PUB`/`MPUB`/`DPUB` carrying it got `OK`. Consumers record each delivery with
@@ -20,28 +26,30 @@ pub mod wire;
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
-use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-
-use wire::{Frame, FrameReader, FRAME_ERROR, FRAME_MESSAGE};
+use tokio::sync::watch;
 
 /// How long nsqd may take to log its listen lines after being started.
 const START_TIMEOUT: Duration = Duration::from_secs(20);
-/// How long a publisher waits for the answer to one PUB/MPUB.
+/// How long a publisher waits for the answer to one PUB/MPUB/DPUB.
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Socket read timeout: how often blocked workers look at their stop flags.
+/// How often waiting workers look at their stop flags and whether their nsqd is still current.
 const POLL: Duration = Duration::from_millis(50);
+/// What a worker thread that panicked leaves behind.
+const PANICKED: &str = "a publisher or consumer thread panicked";
 /// Slack, in microseconds, before a delivery counts as earlier than its delay allows: nsqd and
 /// the harness read their clocks at slightly different moments.
 const EARLY_SLACK_US: u64 = 2_000;
@@ -243,9 +251,9 @@ pub struct Report {
     pub publish_error_sample: Vec<String>,
     pub response_timeouts: u64,
     pub deliveries: u64,
-    /// Error frames consumers received (a refused `FIN` or `REQ`, for instance).
-    pub consumer_errors: u64,
-    pub consumer_error_sample: Vec<String>,
+    /// Consumer connections that nsqd closed while it was not being killed (after a fatal
+    /// error frame, for instance; nsqd's log says why).
+    pub consumer_disconnects: u64,
     pub channels: Vec<ChannelReport>,
     /// Distinct lost messages, and how many of them were lost on every channel.
     pub lost_messages: usize,
@@ -398,11 +406,12 @@ impl fmt::Display for Report {
             self.acknowledged - self.acknowledged_deferred,
             self.acknowledged_deferred
         )?;
-        if self.consumer_errors > 0 {
-            writeln!(f, "consumers got {} error frame(s)", self.consumer_errors)?;
-            for e in &self.consumer_error_sample {
-                writeln!(f, "  consumer error: {e}")?;
-            }
+        if self.consumer_disconnects > 0 {
+            writeln!(
+                f,
+                "nsqd closed {} consumer connection(s) outside a kill (its log says why)",
+                self.consumer_disconnects
+            )?;
         }
         writeln!(
             f,
@@ -666,8 +675,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// Where workers connect: the current nsqd run and its TCP address, or none while it is down.
 struct Shared {
-    target: Mutex<Option<(u64, SocketAddr)>>,
-    changed: Condvar,
+    target: watch::Sender<Option<(u64, SocketAddr)>>,
     stop_publishing: AtomicBool,
     /// Set with `stop_publishing`: from then on consumers `FIN` everything.
     draining: AtomicBool,
@@ -684,26 +692,61 @@ impl Shared {
     }
 
     fn set_target(&self, t: Option<(u64, SocketAddr)>) {
-        *lock(&self.target) = t;
-        self.changed.notify_all();
+        self.target.send_replace(t);
     }
 
-    fn wait_target(&self, stop: &AtomicBool) -> Option<(u64, SocketAddr)> {
-        let mut g = lock(&self.target);
+    /// Whether `(run, addr)` is still the nsqd to talk to. The target goes to `None` before a
+    /// kill, so a worker that checks this before acting never takes the next run, which may
+    /// listen on the same port, for the one it connected to.
+    fn is_current(&self, t: (u64, SocketAddr)) -> bool {
+        *self.target.borrow() == Some(t)
+    }
+
+    async fn wait_target(&self, stop: &AtomicBool) -> Option<(u64, SocketAddr)> {
+        let mut rx = self.target.subscribe();
         loop {
             if stop.load(Ordering::Acquire) {
                 return None;
             }
-            if let Some(t) = *g {
+            if let Some(t) = *rx.borrow_and_update() {
                 return Some(t);
             }
-            g = self
-                .changed
-                .wait_timeout(g, POLL)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
+            // The stop flags are plain atomics: look at them again now and then.
+            if let Ok(Err(_)) = tokio::time::timeout(POLL, rx.changed()).await {
+                tokio::time::sleep(POLL).await;
+            }
         }
     }
+}
+
+/// The client settings every worker uses. go-nsq's defaults would distort what the harness
+/// measures: a message past `max_attempts` would be FINed without reaching the harness, a
+/// requeue with backoff would throttle RDY, and the client's own reconnecting could land on
+/// the next nsqd run behind the harness's back.
+fn client_config(cfg: &Config) -> Result<nsq_client::Config, String> {
+    let mut c = nsq_client::Config::new();
+    c.user_agent = nsq_client::user_agent("crash_harness", env!("CARGO_PKG_VERSION"));
+    c.max_in_flight = cfg.rdy as usize;
+    c.max_attempts = 0;
+    c.max_backoff_duration = Duration::ZERO;
+    // Workers replace a lost connection themselves, with the run it belongs to, and stop the
+    // old consumer within `POLL`; the client's own retry would wait this long first.
+    c.lookupd_poll_interval = Duration::from_secs(300);
+    c.dial_timeout = Duration::from_secs(2);
+    c.write_timeout = Duration::from_secs(10);
+    c.validate()
+        .map_err(|e| format!("client configuration: {e}"))?;
+    Ok(c)
+}
+
+/// A runtime of its own for each worker thread, so a busy consumer never delays a publisher's
+/// answer (which would turn into a response timeout).
+fn run_worker<T>(f: impl std::future::Future<Output = T>) -> Result<T, String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("worker runtime: {e}"))?;
+    Ok(rt.block_on(f))
 }
 
 /// An acknowledged `DPUB`: the nsqd run that took it, when it was sent and its delay.
@@ -736,51 +779,37 @@ fn parse_id(body: &[u8]) -> Option<u64> {
     u64::from_str_radix(hex, 16).ok()
 }
 
-enum Answer {
-    Ok,
-    Error(String),
-    Broken,
-    TimedOut,
+/// How one publish command goes out.
+enum Publish {
+    Pub,
+    Mpub,
+    Dpub(u32),
 }
 
-/// Waits for the response to one publish, answering heartbeats.
-fn await_answer(s: &mut TcpStream, r: &mut FrameReader) -> Answer {
-    let deadline = Instant::now() + RESPONSE_TIMEOUT;
-    loop {
-        match r.parse() {
-            Ok(Some(f)) if f.is_heartbeat() => {
-                if s.write_all(b"NOP\n").is_err() {
-                    return Answer::Broken;
-                }
-            }
-            Ok(Some(f)) if f.is_ok() => return Answer::Ok,
-            Ok(Some(f)) if f.kind == FRAME_ERROR => return Answer::Error(f.text()),
-            Ok(Some(f)) => {
-                return Answer::Error(format!("unexpected frame {} {}", f.kind, f.text()))
-            }
-            Ok(None) => {}
-            Err(_) => return Answer::Broken,
-        }
-        if Instant::now() > deadline {
-            return Answer::TimedOut;
-        }
-        if r.fill(s).is_err() {
-            return Answer::Broken;
-        }
-    }
-}
-
-fn publisher(idx: usize, cfg: &Config, shared: &Shared) -> PublisherOutcome {
+async fn publisher(
+    idx: usize,
+    cfg: &Config,
+    client: &nsq_client::Config,
+    shared: &Shared,
+) -> PublisherOutcome {
     let mut rng = StdRng::seed_from_u64(cfg.seed ^ (0x9e37_79b9 * (idx as u64 + 1)));
     let mut out = PublisherOutcome::default();
     let mut seq = 0u64;
-    'connect: while let Some((run, addr)) = shared.wait_target(&shared.stop_publishing) {
-        let Ok(mut s) = wire::connect_v2(addr, POLL) else {
-            std::thread::sleep(Duration::from_millis(5));
-            continue;
+    'connect: while let Some((run, addr)) = shared.wait_target(&shared.stop_publishing).await {
+        // A fresh producer for every connection: its answers then come from this run only.
+        let Ok(producer) = nsq_client::Producer::new(&addr.to_string(), client.clone()) else {
+            break;
         };
-        let mut r = FrameReader::default();
+        // Connecting before drawing the next batch keeps a refused connection from using up
+        // message ids, as a failed publish does.
+        if producer.ping().await.is_err() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            continue;
+        }
         while !shared.stop_publishing.load(Ordering::Acquire) {
+            if !shared.is_current((run, addr)) {
+                continue 'connect;
+            }
             // No draw at a zero share, so a seed replays the same PUB/MPUB sequence as before
             // DPUB existed.
             let defer_ms = (cfg.dpub_share > 0.0 && rng.gen_bool(cfg.dpub_share))
@@ -795,27 +824,35 @@ fn publisher(idx: usize, cfg: &Config, shared: &Shared) -> PublisherOutcome {
                     message_id(idx, seq)
                 })
                 .collect();
-            let bodies: Vec<Vec<u8>> = ids
+            let bodies: Vec<Bytes> = ids
                 .iter()
                 .map(|id| {
                     let mut b = format!("{id:016x}").into_bytes();
                     b.resize(16 + rng.gen_range(0..64), b'.');
-                    b
+                    Bytes::from(b)
                 })
                 .collect();
-            let cmd = match defer_ms {
-                Some(ms) => wire::dpub_cmd(&cfg.topic, ms, &bodies[0]),
-                None if n == 1 && rng.gen_bool(0.5) => wire::pub_cmd(&cfg.topic, &bodies[0]),
-                None => wire::mpub_cmd(&cfg.topic, &bodies),
+            let how = match defer_ms {
+                Some(ms) => Publish::Dpub(ms),
+                None if n == 1 && rng.gen_bool(0.5) => Publish::Pub,
+                None => Publish::Mpub,
             };
             out.sent += n as u64;
             let sent_us = shared.now_us();
-            if s.write_all(&cmd).is_err() {
-                out.unconfirmed.extend(ids);
-                continue 'connect;
-            }
-            match await_answer(&mut s, &mut r) {
-                Answer::Ok => {
+            let first = bodies.first().cloned().unwrap_or_default();
+            let answer = tokio::time::timeout(RESPONSE_TIMEOUT, async {
+                match how {
+                    Publish::Pub => producer.publish(&cfg.topic, first).await,
+                    Publish::Mpub => producer.multi_publish(&cfg.topic, bodies).await,
+                    Publish::Dpub(ms) => {
+                        let delay = Duration::from_millis(ms.into());
+                        producer.deferred_publish(&cfg.topic, delay, first).await
+                    }
+                }
+            })
+            .await;
+            match answer {
+                Ok(Ok(())) => {
                     shared.acknowledged.fetch_add(n as u64, Ordering::Relaxed);
                     match defer_ms {
                         Some(defer_ms) => {
@@ -829,17 +866,23 @@ fn publisher(idx: usize, cfg: &Config, shared: &Shared) -> PublisherOutcome {
                         None => out.acked.extend(ids.iter().map(|&id| (id, run))),
                     }
                 }
-                answer => {
+                failed => {
                     out.unconfirmed.extend(ids);
-                    match answer {
-                        Answer::Error(e) => {
-                            out.errors += 1;
-                            if out.error_sample.len() < 5 {
-                                out.error_sample.push(e);
-                            }
+                    let error = match failed {
+                        Ok(Err(nsq_client::Error::Server { text, .. })) => Some(text),
+                        Ok(Err(e @ nsq_client::Error::Protocol { .. })) => Some(e.to_string()),
+                        Ok(Err(nsq_client::Error::Timeout { .. })) | Err(_) => {
+                            out.timeouts += 1;
+                            None
                         }
-                        Answer::TimedOut => out.timeouts += 1,
-                        _ => {}
+                        // The connection broke: nsqd was killed, most likely.
+                        _ => None,
+                    };
+                    if let Some(e) = error {
+                        out.errors += 1;
+                        if out.error_sample.len() < 5 {
+                            out.error_sample.push(e);
+                        }
                     }
                     continue 'connect;
                 }
@@ -855,7 +898,7 @@ struct Delivery {
     id: u64,
     attempts: u16,
     run: u64,
-    /// When it was read, on [`Shared::now_us`]'s time base.
+    /// When it was handed over, on [`Shared::now_us`]'s time base.
     at_us: u64,
     /// `None`: answered with `FIN`; `Some(ms)`: with `REQ` and this delay.
     req_ms: Option<u32>,
@@ -865,96 +908,82 @@ struct Delivery {
 struct ConsumerOutcome {
     deliveries: Vec<Delivery>,
     phantoms: u64,
-    errors: u64,
-    error_sample: Vec<String>,
+    /// Connections nsqd closed while it was still the run to talk to.
+    disconnects: u64,
 }
 
 fn channel_name(i: usize) -> String {
     format!("c{i}")
 }
 
-fn consumer(idx: usize, cfg: &Config, shared: &Shared) -> ConsumerOutcome {
+async fn consumer(
+    idx: usize,
+    cfg: &Config,
+    client: &nsq_client::Config,
+    shared: &Shared,
+) -> Result<ConsumerOutcome, String> {
     let channel = channel_name(idx % cfg.channels);
     let mut rng =
         StdRng::seed_from_u64(cfg.seed ^ 0x85eb_ca6b_c2b2_ae35u64.wrapping_mul(idx as u64 + 1));
     let mut out = ConsumerOutcome::default();
-    while let Some((run, addr)) = shared.wait_target(&shared.stop_consuming) {
-        let Ok(mut s) = wire::connect_v2(addr, POLL) else {
-            std::thread::sleep(Duration::from_millis(5));
-            continue;
-        };
-        let mut r = FrameReader::default();
-        if s.write_all(format!("SUB {} {channel}\n", cfg.topic).as_bytes())
-            .is_err()
-            || !matches!(await_answer(&mut s, &mut r), Answer::Ok)
-            || s.write_all(format!("RDY {}\n", cfg.rdy).as_bytes())
-                .is_err()
-        {
-            std::thread::sleep(Duration::from_millis(5));
+    while let Some((run, addr)) = shared.wait_target(&shared.stop_consuming).await {
+        // A fresh consumer for every connection: every message it hands over then comes from
+        // this run.
+        let c = nsq_client::Consumer::new(&cfg.topic, &channel, client.clone())
+            .map_err(|e| format!("consumer: {e}"))?;
+        if c.connect_to_nsqd(&addr.to_string()).await.is_err() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
             continue;
         }
-        let mut reply = Vec::new();
+        let mut tick = tokio::time::interval(POLL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            loop {
-                match r.parse() {
-                    Ok(Some(f)) => {
-                        consume_frame(&f, run, &mut reply, &mut out, cfg, shared, &mut rng)
+            tokio::select! {
+                m = c.recv() => match m {
+                    Some(m) => {
+                        consume(m, run, &mut out, cfg, shared, &mut rng);
+                        continue;
                     }
-                    Ok(None) => break,
-                    Err(_) => break,
-                }
-            }
-            if !reply.is_empty() {
-                if s.write_all(&reply).is_err() {
-                    break;
-                }
-                reply.clear();
+                    None => break,
+                },
+                _ = tick.tick() => {}
             }
             if shared.stop_consuming.load(Ordering::Acquire) {
-                return out;
+                return Ok(out);
             }
-            if r.fill(&mut s).is_err() {
-                break;
+            let current = shared.is_current((run, addr));
+            if current && c.stats().connections > 0 {
+                continue;
             }
+            if current {
+                out.disconnects += 1;
+            }
+            // What the client read before the connection went is still recorded and answered,
+            // as it was sent; the stop ends `recv` once it is all handed over.
+            c.stop();
+            while let Some(m) = c.recv().await {
+                consume(m, run, &mut out, cfg, shared, &mut rng);
+            }
+            break;
         }
     }
-    out
+    Ok(out)
 }
 
-fn consume_frame(
-    f: &Frame,
+/// Records one delivery and answers it.
+fn consume(
+    m: nsq_client::Message,
     run: u64,
-    reply: &mut Vec<u8>,
     out: &mut ConsumerOutcome,
     cfg: &Config,
     shared: &Shared,
     rng: &mut StdRng,
 ) {
-    if f.is_heartbeat() {
-        reply.extend_from_slice(b"NOP\n");
-        return;
-    }
-    if f.kind == FRAME_ERROR {
-        out.errors += 1;
-        if out.error_sample.len() < 5 {
-            out.error_sample.push(f.text());
-        }
-        return;
-    }
-    if f.kind != FRAME_MESSAGE {
-        return;
-    }
-    let Some(m) = wire::parse_message(&f.data) else {
-        out.phantoms += 1;
-        return;
-    };
     let at_us = shared.now_us();
     shared.deliveries.fetch_add(1, Ordering::Relaxed);
-    let Some(id) = parse_id(m.body) else {
+    let Some(id) = parse_id(&m.body) else {
         out.phantoms += 1;
-        reply.extend_from_slice(b"FIN ");
-        reply.extend_from_slice(m.id);
-        reply.push(b'\n');
+        m.finish();
         return;
     };
     // The drain must empty every channel, so nothing is requeued once it has begun.
@@ -963,16 +992,9 @@ fn consume_frame(
         && rng.gen_bool(cfg.req_share))
     .then(|| rng.gen_range(cfg.req_delay_ms.clone()));
     match req_ms {
-        Some(ms) => {
-            reply.extend_from_slice(b"REQ ");
-            reply.extend_from_slice(m.id);
-            reply.extend_from_slice(format!(" {ms}\n").as_bytes());
-        }
-        None => {
-            reply.extend_from_slice(b"FIN ");
-            reply.extend_from_slice(m.id);
-            reply.push(b'\n');
-        }
+        // Without backoff: the client would otherwise drop RDY to 0 after every REQ.
+        Some(ms) => m.requeue_without_backoff(Some(Duration::from_millis(ms.into()))),
+        None => m.finish(),
     }
     out.deliveries.push(Delivery {
         id,
@@ -1049,6 +1071,12 @@ fn drained(cfg: &Config, http: SocketAddr) -> bool {
 /// (nsqd would not start, setup failed); loss is reported in the [`Report`].
 pub fn run(cfg: &Config) -> Result<Report, String> {
     cfg.validate()?;
+    let client = client_config(cfg)?;
+    // Refused names fail here rather than in every consumer thread.
+    for i in 0..cfg.channels {
+        nsq_client::Consumer::new(&cfg.topic, &channel_name(i), client.clone())
+            .map_err(|e| e.to_string())?;
+    }
     let began = Instant::now();
     let tmp;
     let data: PathBuf = match &cfg.data_path {
@@ -1096,8 +1124,7 @@ pub fn run(cfg: &Config) -> Result<Report, String> {
     }
 
     let shared = Arc::new(Shared {
-        target: Mutex::new(None),
-        changed: Condvar::new(),
+        target: watch::Sender::new(None),
         stop_publishing: AtomicBool::new(false),
         draining: AtomicBool::new(false),
         stop_consuming: AtomicBool::new(false),
@@ -1105,18 +1132,20 @@ pub fn run(cfg: &Config) -> Result<Report, String> {
         deliveries: AtomicU64::new(0),
         began,
     });
-    let publishers: Vec<JoinHandle<PublisherOutcome>> = (0..cfg.publishers)
+    let publishers: Vec<JoinHandle<Result<PublisherOutcome, String>>> = (0..cfg.publishers)
         .map(|i| {
-            let (cfg, shared) = (cfg.clone(), shared.clone());
-            std::thread::spawn(move || publisher(i, &cfg, &shared))
+            let (cfg, client, shared) = (cfg.clone(), client.clone(), shared.clone());
+            std::thread::spawn(move || run_worker(publisher(i, &cfg, &client, &shared)))
         })
         .collect();
-    let consumers: Vec<(usize, JoinHandle<ConsumerOutcome>)> = (0..cfg.consumers)
+    let consumers: Vec<(usize, JoinHandle<Result<ConsumerOutcome, String>>)> = (0..cfg.consumers)
         .map(|i| {
-            let (cfg, shared) = (cfg.clone(), shared.clone());
+            let (cfg, client, shared) = (cfg.clone(), client.clone(), shared.clone());
             (
                 i % cfg.channels,
-                std::thread::spawn(move || consumer(i, &cfg, &shared)),
+                std::thread::spawn(move || {
+                    run_worker(consumer(i, &cfg, &client, &shared)).and_then(|r| r)
+                }),
             )
         })
         .collect();
@@ -1124,7 +1153,7 @@ pub fn run(cfg: &Config) -> Result<Report, String> {
     let stop_all = |shared: &Shared| {
         shared.stop_publishing.store(true, Ordering::Release);
         shared.stop_consuming.store(true, Ordering::Release);
-        shared.changed.notify_all();
+        shared.target.send_modify(|_| {});
     };
 
     shared.set_target(Some((run_no, daemon.tcp)));
@@ -1166,8 +1195,10 @@ pub fn run(cfg: &Config) -> Result<Report, String> {
     // The clean run: publishing stops, consumers drain every channel.
     shared.draining.store(true, Ordering::Release);
     shared.stop_publishing.store(true, Ordering::Release);
-    let pubs: Option<Vec<PublisherOutcome>> =
-        publishers.into_iter().map(|h| h.join().ok()).collect();
+    let pubs: Result<Vec<PublisherOutcome>, String> = publishers
+        .into_iter()
+        .map(|h| h.join().unwrap_or_else(|_| Err(PANICKED.into())))
+        .collect();
     let drain_began = Instant::now();
     let mut settled = 0;
     // Deferred and requeued messages cannot come back before their delay.
@@ -1181,17 +1212,19 @@ pub fn run(cfg: &Config) -> Result<Report, String> {
     });
     let drain_time = drain_began.elapsed();
     stop_all(&shared);
-    let cons: Option<Vec<(usize, ConsumerOutcome)>> = consumers
+    let cons: Result<Vec<(usize, ConsumerOutcome)>, String> = consumers
         .into_iter()
-        .map(|(ch, h)| h.join().ok().map(|c| (ch, c)))
+        .map(|(ch, h)| {
+            h.join()
+                .unwrap_or_else(|_| Err(PANICKED.into()))
+                .map(|c| (ch, c))
+        })
         .collect();
     let final_exit = daemon
         .terminate(Duration::from_secs(10))
         .and_then(|st| st.code());
-    // A worker that died took its records with it; a report would show them as lost.
-    let (Some(pubs), Some(cons)) = (pubs, cons) else {
-        return Err("a publisher or consumer thread panicked".into());
-    };
+    // A worker that failed took its records with it; a report would show them as lost.
+    let (pubs, cons) = (pubs?, cons?);
 
     let mut report = build_report(cfg, &pubs, &cons);
     report.kills = kills;
@@ -1255,12 +1288,7 @@ fn build_report(
             .collect(),
         response_timeouts: pubs.iter().map(|p| p.timeouts).sum(),
         deliveries: cons.iter().map(|(_, c)| c.deliveries.len() as u64).sum(),
-        consumer_errors: cons.iter().map(|(_, c)| c.errors).sum(),
-        consumer_error_sample: cons
-            .iter()
-            .flat_map(|(_, c)| c.error_sample.iter().cloned())
-            .take(5)
-            .collect(),
+        consumer_disconnects: cons.iter().map(|(_, c)| c.disconnects).sum(),
         ..Report::default()
     };
     let mut lost_on: HashMap<u64, usize> = HashMap::new();
@@ -1408,6 +1436,18 @@ fn judge(ds: &[Delivery], deferred: Option<&Deferred>) -> Verdict {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_client_neither_gives_up_on_nor_backs_off_from_messages() {
+        let cfg = Config {
+            rdy: 37,
+            ..Config::new("nsqd")
+        };
+        let c = client_config(&cfg).unwrap();
+        assert_eq!((c.max_in_flight, c.max_attempts), (37, 0));
+        assert_eq!(c.max_backoff_duration, Duration::ZERO);
+        assert!(c.lookupd_poll_interval > POLL * 100);
+    }
 
     #[test]
     fn ids_round_trip_through_bodies() {

@@ -1,5 +1,9 @@
 //! Shared harness for nsqd integration tests: starts the real binary on ephemeral loopback ports
 //! with a temporary data directory, and speaks raw TCP/HTTP to it.
+//!
+//! The V2 side stays hand-written rather than using `nsq-client` on purpose: these tests check
+//! nsqd's exact bytes, and a client shared with other crates could carry the same mistake as the
+//! server and hide it.
 #![allow(dead_code)]
 
 use std::io::{Read, Write};

@@ -349,14 +349,23 @@ async fn read_loop(
                     link.wake.notify_one();
                 }
             }
-            Frame::Response(_) => {
+            Frame::Response(body) => {
                 let (reply, drained) = {
                     let mut st = lock(&link.state);
                     let reply = st.waiting.pop_front();
                     (reply, st.stopping && st.waiting.is_empty())
                 };
+                // PUB, MPUB and DPUB are answered `OK`; anything else is not an acknowledgement.
+                let answer = if body.as_ref() == b"OK" {
+                    Ok(())
+                } else {
+                    Err(Error::Protocol {
+                        addr: addr.clone(),
+                        reason: format!("unexpected response {:?}", String::from_utf8_lossy(&body)),
+                    })
+                };
                 if let Some(reply) = reply {
-                    let _ = reply.send(Ok(()));
+                    let _ = reply.send(answer);
                 }
                 if drained {
                     link.wake.notify_one();

@@ -167,3 +167,26 @@ async fn unresolvable_and_unroutable_addresses() {
     let p = Producer::new("not an address", quick()).unwrap();
     assert!(within("parse", p.publish("t", "x")).await.is_err());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publish_answered_with_something_other_than_ok() {
+    let addr = fake(|mut s| async move {
+        // IDENTIFY's answer, then a response to PUB that is not `OK`.
+        let _ = s.write_all(&frame(0, b"{\"max_rdy_count\":2500}")).await;
+        // Answer only once PUB has arrived, so the answer cannot come before the command.
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 256];
+        while !seen.windows(4).any(|w| w == b"PUB ") {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => seen.extend_from_slice(&buf[..n]),
+            }
+        }
+        let _ = s.write_all(&frame(0, b"NOT OK")).await;
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    })
+    .await;
+    let e = publish_err(&addr).await;
+    assert!(matches!(e, Error::Protocol { .. }), "{e:?}");
+    assert!(e.to_string().contains("NOT OK"), "{e}");
+}

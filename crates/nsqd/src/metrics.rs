@@ -521,7 +521,10 @@ fn encode_snapshot(s: &Snapshot, enc: &mut DescriptorEncoder) -> std::fmt::Resul
             Some(&Unit::Seconds),
             MetricType::Histogram,
         )?;
-        for r in c {
+        // A channel's histogram appears once it has finished a message, as a labelled
+        // histogram does in Prometheus's own client libraries: idle channels (most of them in a
+        // large nsqd) would otherwise make up more than half of the page.
+        for r in c.iter().filter(|r| r.e2e.count() > 0) {
             let l = cl(r);
             let mut f = m.encode_family(&l)?;
             f.encode_histogram::<NoLabelSet>(

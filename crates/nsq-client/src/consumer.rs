@@ -23,6 +23,8 @@ pub struct ConsumerStats {
     pub messages_received: u64,
     pub messages_finished: u64,
     pub messages_requeued: u64,
+    /// Error frames nsqd sent (`E_FIN_FAILED` and the like), on every connection so far.
+    pub errors_received: u64,
     pub connections: usize,
 }
 
@@ -64,6 +66,7 @@ pub(crate) struct Shared {
     received: AtomicU64,
     finished: AtomicU64,
     requeued: AtomicU64,
+    errors_received: AtomicU64,
     /// A backoff level above zero or a backoff timer running (kept in step with `State`).
     backoff_active: AtomicBool,
     /// Set once stopping begins; background loops end.
@@ -261,6 +264,7 @@ impl Consumer {
                 received: AtomicU64::new(0),
                 finished: AtomicU64::new(0),
                 requeued: AtomicU64::new(0),
+                errors_received: AtomicU64::new(0),
                 backoff_active: AtomicBool::new(false),
                 exiting: watch::Sender::new(false),
                 force: watch::Sender::new(false),
@@ -399,6 +403,7 @@ impl Consumer {
             messages_received: self.shared.received.load(Ordering::Relaxed),
             messages_finished: self.shared.finished.load(Ordering::Relaxed),
             messages_requeued: self.shared.requeued.load(Ordering::Relaxed),
+            errors_received: self.shared.errors_received.load(Ordering::Relaxed),
             connections,
         }
     }
@@ -962,6 +967,7 @@ async fn read_loop(
             }
             Ok(Frame::Response(_)) => {}
             Ok(Frame::Error(b)) => {
+                shared.errors_received.fetch_add(1, Ordering::Relaxed);
                 log::error!("({addr}) protocol error - {}", String::from_utf8_lossy(&b));
             }
             Ok(Frame::Message(payload)) => {

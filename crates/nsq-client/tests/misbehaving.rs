@@ -190,3 +190,27 @@ async fn publish_answered_with_something_other_than_ok() {
     assert!(matches!(e, Error::Protocol { .. }), "{e:?}");
     assert!(e.to_string().contains("NOT OK"), "{e}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consumer_counts_error_frames_and_stays_connected() {
+    // IDENTIFY and SUB are answered; then two non-fatal error frames.
+    let addr = fake(|mut s| async move {
+        let _ = s.write_all(&frame(0, b"OK")).await;
+        let mut buf = [0u8; 256];
+        let _ = s.read(&mut buf).await;
+        let _ = s.write_all(&frame(0, b"OK")).await;
+        let _ = s.write_all(&frame(1, b"E_FIN_FAILED FIN x failed")).await;
+        let _ = s.write_all(&frame(1, b"E_REQ_FAILED REQ x failed")).await;
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    })
+    .await;
+    let mut cfg = quick();
+    cfg.heartbeat_interval = None;
+    cfg.read_timeout = Duration::from_secs(10);
+    cfg.lookupd_poll_interval = Duration::from_secs(60);
+    let c = Consumer::new("t", "c", cfg).unwrap();
+    within("connect", c.connect_to_nsqd(&addr)).await.unwrap();
+    assert!(eventually_async(|| c.stats().errors_received == 2).await);
+    assert_eq!(c.stats().connections, 1);
+    c.stop();
+}

@@ -254,6 +254,8 @@ pub struct Report {
     /// Consumer connections that nsqd closed while it was not being killed (after a fatal
     /// error frame, for instance; nsqd's log says why).
     pub consumer_disconnects: u64,
+    /// Error frames nsqd sent to consumers (a FIN or REQ it did not accept, for instance).
+    pub consumer_errors: u64,
     pub channels: Vec<ChannelReport>,
     /// Distinct lost messages, and how many of them were lost on every channel.
     pub lost_messages: usize,
@@ -406,6 +408,13 @@ impl fmt::Display for Report {
             self.acknowledged - self.acknowledged_deferred,
             self.acknowledged_deferred
         )?;
+        if self.consumer_errors > 0 {
+            writeln!(
+                f,
+                "consumers received {} error frame(s) (nsqd's log says which)",
+                self.consumer_errors
+            )?;
+        }
         if self.consumer_disconnects > 0 {
             writeln!(
                 f,
@@ -910,6 +919,8 @@ struct ConsumerOutcome {
     phantoms: u64,
     /// Connections nsqd closed while it was still the run to talk to.
     disconnects: u64,
+    /// Error frames nsqd sent to consumers (`E_FIN_FAILED`, say): none is expected.
+    errors: u64,
 }
 
 fn channel_name(i: usize) -> String {
@@ -949,6 +960,7 @@ async fn consumer(
                 _ = tick.tick() => {}
             }
             if shared.stop_consuming.load(Ordering::Acquire) {
+                out.errors += c.stats().errors_received;
                 return Ok(out);
             }
             let current = shared.is_current((run, addr));
@@ -964,6 +976,7 @@ async fn consumer(
             while let Some(m) = c.recv().await {
                 consume(m, run, &mut out, cfg, shared, &mut rng);
             }
+            out.errors += c.stats().errors_received;
             break;
         }
     }
@@ -1289,6 +1302,7 @@ fn build_report(
         response_timeouts: pubs.iter().map(|p| p.timeouts).sum(),
         deliveries: cons.iter().map(|(_, c)| c.deliveries.len() as u64).sum(),
         consumer_disconnects: cons.iter().map(|(_, c)| c.disconnects).sum(),
+        consumer_errors: cons.iter().map(|(_, c)| c.errors).sum(),
         ..Report::default()
     };
     let mut lost_on: HashMap<u64, usize> = HashMap::new();

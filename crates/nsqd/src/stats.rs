@@ -149,6 +149,21 @@ pub struct MemStats {
 }
 
 impl MemStats {
+    /// The gauges under Go's names, in the order NSQ prints and pushes them (`gc_total_runs`,
+    /// a counter, is apart).
+    pub fn gauges(&self) -> [(&'static str, u64); 8] {
+        [
+            ("heap_objects", self.heap_objects),
+            ("heap_idle_bytes", self.heap_idle_bytes),
+            ("heap_in_use_bytes", self.heap_in_use_bytes),
+            ("heap_released_bytes", self.heap_released_bytes),
+            ("gc_pause_usec_100", self.gc_pause_usec_100),
+            ("gc_pause_usec_99", self.gc_pause_usec_99),
+            ("gc_pause_usec_95", self.gc_pause_usec_95),
+            ("next_gc_bytes", self.next_gc_bytes),
+        ]
+    }
+
     /// There is no garbage collector; the resident set size is reported as heap in use.
     pub fn read() -> MemStats {
         let rss = std::fs::read_to_string("/proc/self/status")
@@ -434,17 +449,11 @@ pub fn render_text(s: &Stats, nsqd: &Nsqd) -> String {
     let _ = writeln!(o, "\nHealth: {}", s.health);
     if let Some(m) = &s.memory {
         let _ = writeln!(o, "\nMemory:");
-        for (k, v) in [
-            ("heap_objects", m.heap_objects),
-            ("heap_idle_bytes", m.heap_idle_bytes),
-            ("heap_in_use_bytes", m.heap_in_use_bytes),
-            ("heap_released_bytes", m.heap_released_bytes),
-            ("gc_pause_usec_100", m.gc_pause_usec_100),
-            ("gc_pause_usec_99", m.gc_pause_usec_99),
-            ("gc_pause_usec_95", m.gc_pause_usec_95),
-            ("next_gc_bytes", m.next_gc_bytes),
-            ("gc_total_runs", m.gc_total_runs),
-        ] {
+        for (k, v) in m
+            .gauges()
+            .into_iter()
+            .chain([("gc_total_runs", m.gc_total_runs)])
+        {
             let _ = writeln!(o, "   {k:<25}\t{v}");
         }
     }

@@ -197,16 +197,7 @@ pub fn render(
     }
     prev.topics = next;
     if let Some(m) = mem {
-        for (name, v) in [
-            ("heap_objects", m.heap_objects),
-            ("heap_idle_bytes", m.heap_idle_bytes),
-            ("heap_in_use_bytes", m.heap_in_use_bytes),
-            ("heap_released_bytes", m.heap_released_bytes),
-            ("gc_pause_usec_100", m.gc_pause_usec_100),
-            ("gc_pause_usec_99", m.gc_pause_usec_99),
-            ("gc_pause_usec_95", m.gc_pause_usec_95),
-            ("next_gc_bytes", m.next_gc_bytes),
-        ] {
+        for (name, v) in m.gauges() {
             out.gauge(format_args!("mem.{name}"), gauge_u64(v));
         }
         out.counter(

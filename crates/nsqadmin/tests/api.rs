@@ -515,9 +515,9 @@ fn dead_slow_and_garbage_nodes_make_partial_answers_in_time() {
         format!("--nsqd-http-address={}", garbage.addr),
         "--http-client-request-timeout=300ms".into(),
     ]);
-    let started = std::time::Instant::now();
+    // The silent node never answers: the page arrives only because nsqadmin's request timeout
+    // fired (the "Client.Timeout exceeded" warning below), not the test client's.
     let v = get_json(admin.http, "/api/topics");
-    assert!(started.elapsed() < std::time::Duration::from_secs(3));
     assert_eq!(v["topics"], json!(["t"]));
     let msg = v["message"].as_str().expect("message");
     assert!(msg.starts_with("WARNING: "), "{msg}");

@@ -41,6 +41,9 @@ pub struct Options {
     pub host_identifier: String,
     pub gzip_level: i64,
     pub gzip: bool,
+    /// Not in NSQ: zstd output, one frame per sync.
+    pub zstd_level: i64,
+    pub zstd: bool,
     pub skip_empty_files: bool,
     pub rotate_size: i64,
     /// Nanoseconds; zero or less: no rotation by age.
@@ -142,6 +145,16 @@ pub fn flag_set() -> FlagSet {
             "gzip compression level (1-9, 1=BestSpeed, 9=BestCompression)",
         ))
         .flag(Flag::bool("gzip", false, "gzip output files."))
+        .flag(Flag::int(
+            "zstd-level",
+            3,
+            "zstd compression level (1-19, 1=fastest, 19=smallest)",
+        ))
+        .flag(Flag::bool(
+            "zstd",
+            false,
+            "zstd output files (one frame per sync; not with --gzip)",
+        ))
         .flag(Flag::bool("skip-empty-files", false, "skip writing empty files"))
         .flag(duration_flag(
             "topic-refresh",
@@ -249,6 +262,8 @@ pub fn parse(args: Vec<String>) -> Result<Outcome, OptionsError> {
         host_identifier: v.string("host-identifier").to_string(),
         gzip_level: v.int("gzip-level"),
         gzip: v.bool("gzip"),
+        zstd_level: v.int("zstd-level"),
+        zstd: v.bool("zstd"),
         skip_empty_files: v.bool("skip-empty-files"),
         rotate_size: v.int("rotate-size"),
         rotate_interval: nanos(v, "rotate-interval"),
@@ -275,6 +290,15 @@ pub fn parse(args: Vec<String>) -> Result<Outcome, OptionsError> {
             "invalid --gzip-level value ({}), should be 1-9",
             opts.gzip_level
         )));
+    }
+    if !(1..=19).contains(&opts.zstd_level) {
+        return Err(OptionsError::Fatal(format!(
+            "invalid --zstd-level value ({}), should be 1-19",
+            opts.zstd_level
+        )));
+    }
+    if opts.gzip && opts.zstd {
+        return fatal("--gzip and --zstd are mutually exclusive");
     }
     if opts.topics.is_empty() && opts.topic_pattern.is_empty() {
         return fatal("--topic or --topic-pattern required");

@@ -84,6 +84,8 @@ impl Discoverer {
         cfg.max_in_flight = usize::try_from(opts.max_in_flight).unwrap_or(0);
         let compression = if opts.gzip {
             Compression::Gzip(u32::try_from(opts.gzip_level).unwrap_or(6))
+        } else if opts.zstd {
+            Compression::Zstd(i32::try_from(opts.zstd_level).unwrap_or(3))
         } else {
             Compression::None
         };
@@ -153,8 +155,7 @@ impl Discoverer {
         let naming = NamingOptions {
             filename_format: &self.opts.filename_format,
             host_identifier: &self.opts.host_identifier,
-            gzip: self.files.compression != Compression::None,
-            extension: self.files.compression.extension(),
+            compression: self.files.compression,
             needs_rev: self.opts.rotate_size > 0
                 || self.opts.rotate_interval > 0
                 || self.opts.work_dir != self.opts.output_dir,

@@ -29,6 +29,14 @@ fn files(dir: &Path) -> Vec<(String, Vec<String>)> {
                     .read_to_string(&mut s)
                     .unwrap();
                 s
+            } else if p.extension().is_some_and(|x| x == "zst") {
+                // The streaming decoder reads every frame, as `zstd -d` does.
+                let mut s = String::new();
+                zstd::stream::read::Decoder::new(&raw[..])
+                    .unwrap()
+                    .read_to_string(&mut s)
+                    .unwrap();
+                s
             } else {
                 String::from_utf8(raw).unwrap()
             };
@@ -370,6 +378,28 @@ async fn gzip_files_decode_to_the_messages_after_every_sync() {
     assert_eq!(
         h.out_files(),
         vec![("t-000000.10.log.gz".to_string(), want)]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn zstd_files_decode_to_the_messages_after_every_sync() {
+    let h = start(Setup {
+        compression: Compression::Zstd(3),
+        max_in_flight: 2,
+        template: "t<REV>.<DATETIME>.log.zst",
+        ..Setup::default()
+    });
+    for i in 0..7 {
+        h.send(&format!("line {i}"));
+    }
+    h.settle().await;
+    // `finish` decoded the file each time a batch was FINed: every sync ended a frame.
+    assert_eq!(h.finished().len(), 7);
+    let h = h.stop().await;
+    let want: Vec<String> = (0..7).map(|i| format!("line {i}")).collect();
+    assert_eq!(
+        h.out_files(),
+        vec![("t-000000.10.log.zst".to_string(), want)]
     );
 }
 

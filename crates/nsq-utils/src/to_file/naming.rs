@@ -1,5 +1,5 @@
 //! Output file names: the per-topic template (`<TOPIC> <HOST> <PID>` filled in, `<REV>` kept or
-//! dropped, `.gz` appended), and Go's path joining rules, which decide where files land when the
+//! dropped, `.gz` or `.zst` appended), and Go's path joining rules, which decide where files land when the
 //! work and output directories differ.
 
 /// Why a topic's file name template cannot be used.
@@ -7,16 +7,20 @@
 pub enum NamingError {
     #[error("missing <REV> in --filename-format when gzip, rotation, or work dir enabled")]
     MissingRev,
+    /// The same rule for zstd output, named after the flag actually given.
+    #[error("missing <REV> in --filename-format when zstd, rotation, or work dir enabled")]
+    MissingRevZstd,
 }
+
+use super::output::Compression;
 
 /// What the template depends on, besides the topic.
 #[derive(Debug, Clone)]
 pub struct NamingOptions<'a> {
     pub filename_format: &'a str,
     pub host_identifier: &'a str,
-    pub gzip: bool,
-    /// The extension appended when compressing (`.gz`).
-    pub extension: &'a str,
+    /// Compressed files need `<REV>` and get the compression's extension.
+    pub compression: Compression,
     /// Rotation or a separate work directory: `<REV>` is needed to keep names apart.
     pub needs_rev: bool,
     pub hostname: &'a str,
@@ -34,9 +38,13 @@ pub fn filename_template(opts: &NamingOptions<'_>, topic: &str) -> Result<String
             .replace("<HOSTNAME>", opts.hostname)
     };
     let mut template = opts.filename_format.to_string();
-    if opts.gzip || opts.needs_rev {
+    let compressed = opts.compression != Compression::None;
+    if compressed || opts.needs_rev {
         if !template.contains("<REV>") {
-            return Err(NamingError::MissingRev);
+            return Err(match opts.compression {
+                Compression::Zstd(_) => NamingError::MissingRevZstd,
+                _ => NamingError::MissingRev,
+            });
         }
     } else {
         template = template.replace("<REV>", "");
@@ -45,8 +53,9 @@ pub fn filename_template(opts: &NamingOptions<'_>, topic: &str) -> Result<String
         .replace("<TOPIC>", topic)
         .replace("<HOST>", &identifier)
         .replace("<PID>", &opts.pid.to_string());
-    if opts.gzip && !template.ends_with(opts.extension) {
-        template.push_str(opts.extension);
+    let extension = opts.compression.extension();
+    if compressed && !template.ends_with(extension) {
+        template.push_str(extension);
     }
     Ok(template)
 }
@@ -123,8 +132,7 @@ mod tests {
         NamingOptions {
             filename_format: format,
             host_identifier: "",
-            gzip: false,
-            extension: ".gz",
+            compression: Compression::None,
             needs_rev: false,
             hostname: "web1.example.com",
             pid: 42,
@@ -148,7 +156,7 @@ mod tests {
     #[test]
     fn rev_is_required_with_gzip_rotation_or_work_dir() {
         let o = NamingOptions {
-            gzip: true,
+            compression: Compression::Gzip(6),
             ..opts("<TOPIC>.log")
         };
         assert_eq!(filename_template(&o, "t"), Err(NamingError::MissingRev));
@@ -158,15 +166,35 @@ mod tests {
         };
         assert_eq!(filename_template(&o, "t"), Err(NamingError::MissingRev));
         let o = NamingOptions {
-            gzip: true,
+            compression: Compression::Gzip(6),
             ..opts("<TOPIC><REV>.log")
         };
         assert_eq!(filename_template(&o, "t").unwrap(), "t<REV>.log.gz");
         let o = NamingOptions {
-            gzip: true,
+            compression: Compression::Gzip(6),
             ..opts("<TOPIC><REV>.gz")
         };
         assert_eq!(filename_template(&o, "t").unwrap(), "t<REV>.gz");
+    }
+
+    #[test]
+    fn zstd_names_follow_the_gzip_rules() {
+        let zstd = Compression::Zstd(3);
+        let o = NamingOptions {
+            compression: zstd,
+            ..opts("<TOPIC>.log")
+        };
+        assert_eq!(filename_template(&o, "t"), Err(NamingError::MissingRevZstd));
+        let o = NamingOptions {
+            compression: zstd,
+            ..opts("<TOPIC><REV>.log")
+        };
+        assert_eq!(filename_template(&o, "t").unwrap(), "t<REV>.log.zst");
+        let o = NamingOptions {
+            compression: zstd,
+            ..opts("<TOPIC><REV>.zst")
+        };
+        assert_eq!(filename_template(&o, "t").unwrap(), "t<REV>.zst");
     }
 
     #[test]

@@ -18,6 +18,9 @@ pub enum Compression {
     None,
     /// gzip at this level (1..=9); each sync ends a gzip member and starts the next.
     Gzip(u32),
+    /// zstd at this level (1..=19); each sync ends a zstd frame and starts the next, so a file is
+    /// a run of complete frames plus, after a crash, at most one cut-off frame of unsynced data.
+    Zstd(i32),
 }
 
 impl Compression {
@@ -26,6 +29,7 @@ impl Compression {
         match self {
             Compression::None => "",
             Compression::Gzip(_) => ".gz",
+            Compression::Zstd(_) => ".zst",
         }
     }
 }
@@ -69,6 +73,7 @@ pub struct FatalError {
 enum Writer {
     Plain(BufWriter<File>),
     Gzip(flate2::write::GzEncoder<File>),
+    Zstd(ZstdFile),
 }
 
 impl Writer {
@@ -79,6 +84,7 @@ impl Writer {
                 file,
                 flate2::Compression::new(level),
             )),
+            Compression::Zstd(level) => Writer::Zstd(ZstdFile::new(file, level)?),
         })
     }
 
@@ -86,6 +92,7 @@ impl Writer {
         match self {
             Writer::Plain(w) => w.write_all(buf),
             Writer::Gzip(w) => w.write_all(buf),
+            Writer::Zstd(w) => w.write_all(buf),
         }
     }
 
@@ -95,6 +102,72 @@ impl Writer {
         match self {
             Writer::Plain(w) => w.into_inner().map_err(io::IntoInnerError::into_error),
             Writer::Gzip(w) => w.finish(),
+            Writer::Zstd(mut w) => {
+                w.end_frame()?;
+                Ok(w.file)
+            }
+        }
+    }
+
+    /// Makes everything written so far durable and decodable, and returns the writer to go on
+    /// with: gzip starts a new member; zstd ends its frame and keeps its context for the next.
+    fn sync(self, compression: Compression) -> io::Result<Writer> {
+        match self {
+            Writer::Zstd(mut w) => {
+                w.end_frame()?;
+                w.file.sync_all()?;
+                Ok(Writer::Zstd(w))
+            }
+            other => {
+                let file = other.finish()?;
+                file.sync_all()?;
+                Writer::new(file, compression)
+            }
+        }
+    }
+}
+
+/// A zstd stream written as a run of frames, one per sync. The compression context lives as
+/// long as the file: at high levels it holds megabytes of tables, too much to rebuild per sync.
+struct ZstdFile {
+    file: File,
+    encoder: zstd::stream::raw::Encoder<'static>,
+    /// Compressed bytes on their way to the file; its length never changes.
+    out: Vec<u8>,
+}
+
+impl ZstdFile {
+    fn new(file: File, level: i32) -> io::Result<ZstdFile> {
+        Ok(ZstdFile {
+            file,
+            encoder: zstd::stream::raw::Encoder::new(level)?,
+            out: vec![0; zstd::zstd_safe::CCtx::out_size()],
+        })
+    }
+
+    fn write_all(&mut self, mut buf: &[u8]) -> io::Result<()> {
+        use zstd::stream::raw::Operation;
+        while !buf.is_empty() {
+            let status = self.encoder.run_on_buffers(buf, &mut self.out)?;
+            self.file
+                .write_all(self.out.get(..status.bytes_written).unwrap_or_default())?;
+            buf = buf.get(status.bytes_read..).unwrap_or_default();
+        }
+        Ok(())
+    }
+
+    /// Writes out the rest of the current frame; the next write starts a new one.
+    fn end_frame(&mut self) -> io::Result<()> {
+        use zstd::stream::raw::{Operation, OutBuffer};
+        loop {
+            let mut output = OutBuffer::around(&mut self.out[..]);
+            let remaining = self.encoder.finish(&mut output, false)?;
+            let written = output.pos();
+            self.file
+                .write_all(self.out.get(..written).unwrap_or_default())?;
+            if remaining == 0 {
+                return Ok(());
+            }
         }
     }
 }
@@ -218,11 +291,7 @@ impl OutputFile {
         let Some(writer) = self.writer.take() else {
             return Ok(());
         };
-        let synced = writer.finish().and_then(|file| {
-            file.sync_all()?;
-            Writer::new(file, self.settings.compression)
-        });
-        match synced {
+        match writer.sync(self.settings.compression) {
             Ok(w) => {
                 self.writer = Some(w);
                 Ok(())
@@ -243,6 +312,7 @@ impl OutputFile {
         let closing_name = match self.settings.compression {
             Compression::None => "failed to fsync output file",
             Compression::Gzip(_) => "failed to close GZIP writer",
+            Compression::Zstd(_) => "failed to close zstd writer",
         };
         let file = writer
             .finish()
@@ -424,4 +494,124 @@ fn make_dir_for(path: &str) -> io::Result<()> {
 fn exclusive_rename(src: &str, dst: &str) -> io::Result<()> {
     fs::hard_link(src, dst).map_err(|e| go_error("link", &format!("{src} {dst}"), e))?;
     fs::remove_file(src).map_err(|e| go_error("remove", src, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+
+    use super::*;
+    use crate::to_file::strftime::Stamp;
+
+    fn zstd_file(dir: &std::path::Path) -> OutputFile {
+        let settings = Arc::new(FileSettings {
+            channel: "c".into(),
+            output_dir: dir.to_string_lossy().into_owned(),
+            work_dir: dir.to_string_lossy().into_owned(),
+            datetime_format: "%H".into(),
+            compression: Compression::Zstd(3),
+            skip_empty_files: false,
+            rotate_size: 0,
+            rotate_interval: None,
+        });
+        let clock: Clock = Arc::new(|| Stamp {
+            year: 2024,
+            month: 3,
+            day: 7,
+            yday: 67,
+            weekday: 4,
+            hour: 10,
+            minute: 0,
+            second: 0,
+            nanosecond: 0,
+            offset: 0,
+            zone_name: Some("UTC".into()),
+        });
+        let template = format!("{}/t<REV>.log.zst", dir.display());
+        OutputFile::new(settings, "t", template, clock)
+    }
+
+    /// Decodes frame after frame and stops at the first that is cut off or damaged, as a reader
+    /// salvaging a file after a crash would.
+    fn complete_frames(mut raw: &[u8]) -> String {
+        let mut out = Vec::new();
+        while !raw.is_empty() {
+            let Ok(size) = zstd::zstd_safe::find_frame_compressed_size(raw) else {
+                break;
+            };
+            let Some(frame) = raw.get(..size) else { break };
+            match zstd::stream::decode_all(frame) {
+                Ok(bytes) => out.extend(bytes),
+                Err(_) => break,
+            }
+            raw = &raw[size..];
+        }
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn each_sync_ends_a_frame_that_decodes_on_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut f = zstd_file(dir.path());
+        f.update_file().unwrap();
+        let path = f.path().unwrap().to_string();
+        assert!(path.ends_with("t-000000.log.zst"), "{path}");
+
+        let mut synced = Vec::new();
+        let mut want = String::new();
+        for batch in 0..4 {
+            for i in 0..3 {
+                let line = format!("batch {batch} message {i}\n");
+                f.write(line.as_bytes()).unwrap();
+                want.push_str(&line);
+            }
+            f.sync().unwrap();
+            let raw = fs::read(&path).unwrap();
+            // Everything synced so far is a run of whole frames holding exactly what was written.
+            assert_eq!(complete_frames(&raw), want);
+            synced.push((raw.len(), want.clone()));
+        }
+        let raw = fs::read(&path).unwrap();
+        let frames = synced.len();
+        let mut n = 0;
+        let mut rest = &raw[..];
+        while !rest.is_empty() {
+            let size = zstd::zstd_safe::find_frame_compressed_size(rest).unwrap();
+            rest = &rest[size..];
+            n += 1;
+        }
+        assert_eq!(n, frames);
+
+        // The streaming decoder reads the concatenated frames in one go.
+        let mut all = String::new();
+        zstd::stream::read::Decoder::new(&raw[..])
+            .unwrap()
+            .read_to_string(&mut all)
+            .unwrap();
+        assert_eq!(all, want);
+
+        // A file cut anywhere loses only what came after the last sync before the cut.
+        for cut in 0..=raw.len() {
+            let kept = synced
+                .iter()
+                .rev()
+                .find(|(len, _)| *len <= cut)
+                .map(|(_, text)| text.as_str())
+                .unwrap_or("");
+            assert_eq!(complete_frames(&raw[..cut]), kept, "cut at {cut}");
+        }
+        f.close().unwrap();
+    }
+
+    #[test]
+    fn close_ends_the_last_frame() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut f = zstd_file(dir.path());
+        f.update_file().unwrap();
+        let path = f.path().unwrap().to_string();
+        f.write(b"only\n").unwrap();
+        f.close().unwrap();
+        let raw = fs::read(&path).unwrap();
+        assert_eq!(zstd::stream::decode_all(&raw[..]).unwrap(), b"only\n");
+    }
 }

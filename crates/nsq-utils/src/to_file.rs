@@ -98,8 +98,8 @@ fn duration_flag(name: &'static str, default: &'static str, usage: &'static str)
         .normalizer(duration_text)
 }
 
-/// nsq_to_file's flags. NSQ names the set `nsqd`, hence `Usage of nsqd:`.
-pub fn flag_set() -> FlagSet {
+/// NSQ's own nsq_to_file flags. NSQ names the set `nsqd`, hence `Usage of nsqd:`.
+fn nsq_flag_set() -> FlagSet {
     FlagSet::new("nsqd")
         .flag(Flag::bool("version", false, "print version string"))
         .flag(Flag::string(
@@ -145,16 +145,6 @@ pub fn flag_set() -> FlagSet {
             "gzip compression level (1-9, 1=BestSpeed, 9=BestCompression)",
         ))
         .flag(Flag::bool("gzip", false, "gzip output files."))
-        .flag(Flag::int(
-            "zstd-level",
-            3,
-            "zstd compression level (1-19, 1=fastest, 19=smallest)",
-        ))
-        .flag(Flag::bool(
-            "zstd",
-            false,
-            "zstd output files (one frame per sync; not with --gzip)",
-        ))
         .flag(Flag::bool("skip-empty-files", false, "skip writing empty files"))
         .flag(duration_flag(
             "topic-refresh",
@@ -209,6 +199,27 @@ pub fn flag_set() -> FlagSet {
         ))
 }
 
+/// NSQ's flags plus ours. Ours stay out of the usage text so that `-h` and flag errors print
+/// exactly what NSQ prints; docs/utilities.md describes them.
+pub fn flag_set() -> FlagSet {
+    nsq_flag_set()
+        .flag(Flag::int(
+            "zstd-level",
+            3,
+            "zstd compression level (1-19, 1=fastest, 19=smallest)",
+        ))
+        .flag(Flag::bool(
+            "zstd",
+            false,
+            "zstd output files (one frame per sync; not with --gzip)",
+        ))
+}
+
+/// The usage text: NSQ's flags only.
+fn usage() -> String {
+    nsq_flag_set().usage()
+}
+
 fn nanos(values: &Values, name: &str) -> i64 {
     let text = values.string(name);
     if text.is_empty() {
@@ -220,7 +231,7 @@ fn nanos(values: &Values, name: &str) -> i64 {
 /// Parses the arguments (without the program name) and makes NSQ's checks, in NSQ's order.
 pub fn parse(args: Vec<String>) -> Result<Outcome, OptionsError> {
     let line = match flag_set().parse(args)? {
-        Parsed::Help(text) => return Ok(Outcome::Help(text)),
+        Parsed::Help(_) => return Ok(Outcome::Help(usage())),
         Parsed::Args(line) => line,
     };
     if !line.positional().is_empty() {
@@ -339,7 +350,7 @@ pub fn main(args: Vec<String>) -> ExitCode {
         Ok(Outcome::Run(opts)) => opts,
         Err(e @ OptionsError::Flag(_)) => {
             eprintln!("{e}");
-            eprint!("{}", flag_set().usage());
+            eprint!("{}", usage());
             return ExitCode::from(e.exit_code());
         }
         Err(e) => {
@@ -464,7 +475,8 @@ mod tests {
             ])),
             Err(OptionsError::Crash(_))
         ));
-        let usage = flag_set().usage();
+        let usage = usage();
+        assert!(!usage.contains("zstd"));
         assert!(usage.starts_with("Usage of nsqd:\n  -channel string\n"));
         assert!(usage.contains("  -rotate-size rotate-size\n    \trotate the file when it grows bigger than rotate-size bytes\n"));
         assert!(usage.contains("  -topic-refresh duration\n    \thow frequently the topic list should be refreshed (default 1m0s)\n"));

@@ -67,6 +67,8 @@ pub(crate) struct Shared {
     finished: AtomicU64,
     requeued: AtomicU64,
     errors_received: AtomicU64,
+    /// Set with `State::stopping`, readable without the state lock.
+    stopping: AtomicBool,
     /// A backoff level above zero or a backoff timer running (kept in step with `State`).
     backoff_active: AtomicBool,
     /// Set once stopping begins; background loops end.
@@ -265,6 +267,7 @@ impl Consumer {
                 finished: AtomicU64::new(0),
                 requeued: AtomicU64::new(0),
                 errors_received: AtomicU64::new(0),
+                stopping: AtomicBool::new(false),
                 backoff_active: AtomicBool::new(false),
                 exiting: watch::Sender::new(false),
                 force: watch::Sender::new(false),
@@ -385,8 +388,10 @@ impl Consumer {
         }
     }
 
-    /// Starts a graceful stop: CLS on every connection; messages already delivered can still be
-    /// answered; connections close when nsqd confirms and nothing is in flight.
+    /// Starts a graceful stop: CLS on every connection. Messages already handed to the caller
+    /// can still be answered, and connections close once they are; messages read from nsqd but
+    /// not yet handed over are requeued at once (without backoff), so that a caller that has
+    /// stopped calling [`Consumer::recv`] does not hold the stop up.
     pub fn stop(&self) {
         self.shared.stop();
     }
@@ -423,6 +428,7 @@ impl Shared {
                 return;
             }
             st.stopping = true;
+            self.stopping.store(true, Ordering::Release);
             self.exiting.send_replace(true);
             log::info!("[{}/{}] stopping", self.topic, self.channel);
             if st.conns.is_empty() && st.pending.is_empty() {
@@ -436,6 +442,7 @@ impl Shared {
                 log::error!("({}) error sending CLS", c.addr);
             }
         }
+        self.requeue_queued();
         let force = self.force.clone();
         let done = self.done.subscribe();
         if tokio::runtime::Handle::try_current().is_ok() {
@@ -450,6 +457,17 @@ impl Shared {
             });
         } else {
             force.send_replace(true);
+        }
+    }
+
+    /// Gives back to nsqd the messages read but not yet handed to the caller. When a `recv`
+    /// holds the queue it is waiting on an empty one, and later arrivals are requeued by the
+    /// reader.
+    fn requeue_queued(&self) {
+        if let Ok(mut rx) = self.rx.try_lock() {
+            while let Ok(msg) = rx.try_recv() {
+                msg.requeue_without_backoff(Some(Duration::ZERO));
+            }
         }
     }
 
@@ -988,7 +1006,11 @@ async fn read_loop(
                     msg.finish();
                     continue;
                 }
-                if let Err(mpsc::error::SendError(msg)) = msg_tx.send(msg) {
+                // Once stopping, a message not yet handed over goes straight back to nsqd, so
+                // the stop waits only for work the caller has started.
+                if shared.stopping.load(Ordering::Acquire) {
+                    msg.requeue_without_backoff(Some(Duration::ZERO));
+                } else if let Err(mpsc::error::SendError(msg)) = msg_tx.send(msg) {
                     // Nobody can receive it any more; nsqd redelivers it elsewhere.
                     msg.requeue_without_backoff(Some(Duration::ZERO));
                 }

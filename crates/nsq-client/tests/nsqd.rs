@@ -215,6 +215,30 @@ async fn stop_waits_for_messages_in_flight() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_gives_back_messages_never_handed_over() {
+    let nsqd = start_nsqd(&[]);
+    let p = Producer::new(&nsqd.tcp_addr(), config()).unwrap();
+    let bodies: Vec<Bytes> = (0..10).map(|i| Bytes::from(format!("m{i}"))).collect();
+    p.multi_publish("gb", bodies).await.unwrap();
+    let mut cfg = config();
+    cfg.max_in_flight = 10;
+    let c = consumer_on(&nsqd, "gb", cfg).await;
+    let first = within("a message", c.recv()).await.unwrap();
+    // Everything else has reached the client before the caller stops reading.
+    eventually(|| (c.stats().messages_received == 10).then_some(()));
+    first.finish();
+    c.stop();
+    // Without the requeue this would wait for the nine messages until the stop timeout.
+    within("stop", c.stopped()).await;
+    let s = c.stats();
+    assert_eq!((s.messages_finished, s.messages_requeued), (1, 9));
+    eventually(|| {
+        let ch = nsqd.channel_stats("gb", "ch")?;
+        (ch["depth"] == 9 && ch["in_flight_count"] == 0 && ch["requeue_count"] == 9).then_some(())
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn handlers_finish_and_requeue() {
     let nsqd = start_nsqd(&[]);
     let p = Producer::new(&nsqd.tcp_addr(), config()).unwrap();

@@ -64,12 +64,7 @@ pub struct Options {
 }
 
 /// What the command line asked for.
-#[derive(Debug)]
-pub enum Outcome {
-    Run(Box<Options>),
-    Help(String),
-    Version,
-}
+pub type Outcome = crate::to_http::Outcome<Options>;
 
 fn flag_set(app: &str) -> FlagSet {
     FlagSet::new(app)
@@ -411,26 +406,7 @@ async fn run(opts: Options) -> ExitCode {
 /// Runs `nsq_to_nsq` with these arguments (without the program name).
 pub fn main(args: Vec<String>) -> ExitCode {
     golog::install();
-    let opts = match parse(args) {
-        Ok(Outcome::Run(o)) => o,
-        Ok(Outcome::Help(text)) => {
-            eprint!("{text}");
-            return ExitCode::SUCCESS;
-        }
-        Ok(Outcome::Version) => {
-            println!("{}", crate::common::version_line(APP));
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => return crate::to_http::report_options_error(e, usage),
-    };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => return golog::fatal(e),
-    };
-    runtime.block_on(run(*opts))
+    crate::to_http::run_main(APP, parse(args), usage, run)
 }
 
 #[cfg(test)]

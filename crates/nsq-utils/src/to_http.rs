@@ -67,10 +67,10 @@ pub struct Options {
     pub config: Config,
 }
 
-/// What the command line asked for.
+/// What the command line asked for (also `nsq_to_nsq`'s, with its own options).
 #[derive(Debug)]
-pub enum Outcome {
-    Run(Box<Options>),
+pub enum Outcome<O = Options> {
+    Run(Box<O>),
     /// Print this usage to stderr, exit 0.
     Help(String),
     /// Print the version line, exit 0.
@@ -552,14 +552,29 @@ pub(crate) fn report_options_error(e: OptionsError, usage: impl Fn() -> String) 
 /// Runs `nsq_to_http` with these arguments (without the program name).
 pub fn main(args: Vec<String>) -> ExitCode {
     golog::install();
-    let opts = match parse(args) {
+    run_main(APP, parse(args), usage, run)
+}
+
+/// The main both relays (`nsq_to_http`, `nsq_to_nsq`) share once their command line is parsed:
+/// help and version exit 0, option errors as [`report_options_error`], otherwise `run` on a
+/// multi-threaded runtime.
+pub(crate) fn run_main<O, F>(
+    app: &str,
+    parsed: Result<Outcome<O>, OptionsError>,
+    usage: impl Fn() -> String,
+    run: impl FnOnce(O) -> F,
+) -> ExitCode
+where
+    F: std::future::Future<Output = ExitCode>,
+{
+    let opts = match parsed {
         Ok(Outcome::Run(o)) => o,
         Ok(Outcome::Help(text)) => {
             eprint!("{text}");
             return ExitCode::SUCCESS;
         }
         Ok(Outcome::Version) => {
-            println!("{}", crate::common::version_line(APP));
+            println!("{}", crate::common::version_line(app));
             return ExitCode::SUCCESS;
         }
         Err(e) => return report_options_error(e, usage),

@@ -359,48 +359,48 @@ async fn rotates_by_age_and_by_the_datetime_in_the_name() {
     );
 }
 
-#[tokio::test(start_paused = true)]
-async fn gzip_files_decode_to_the_messages_after_every_sync() {
+/// Seven messages, two in flight at a time, into one compressed file: the checks in `finish`
+/// decode the file each time a batch is FINed, so every sync must end a complete member or
+/// frame; the closed file decodes to all seven.
+async fn compressed_files_decode_after_every_sync(
+    compression: Compression,
+    template: &'static str,
+    file: &str,
+) {
     let h = start(Setup {
-        compression: Compression::Gzip(6),
+        compression,
         max_in_flight: 2,
-        template: "t<REV>.<DATETIME>.log.gz",
+        template,
         ..Setup::default()
     });
     for i in 0..7 {
         h.send(&format!("line {i}"));
     }
     h.settle().await;
-    // The checks in `finish` decoded the file each time a batch was FINed.
     assert_eq!(h.finished().len(), 7);
     let h = h.stop().await;
     let want: Vec<String> = (0..7).map(|i| format!("line {i}")).collect();
-    assert_eq!(
-        h.out_files(),
-        vec![("t-000000.10.log.gz".to_string(), want)]
-    );
+    assert_eq!(h.out_files(), vec![(file.to_string(), want)]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn gzip_files_decode_to_the_messages_after_every_sync() {
+    compressed_files_decode_after_every_sync(
+        Compression::Gzip(6),
+        "t<REV>.<DATETIME>.log.gz",
+        "t-000000.10.log.gz",
+    )
+    .await;
 }
 
 #[tokio::test(start_paused = true)]
 async fn zstd_files_decode_to_the_messages_after_every_sync() {
-    let h = start(Setup {
-        compression: Compression::Zstd(3),
-        max_in_flight: 2,
-        template: "t<REV>.<DATETIME>.log.zst",
-        ..Setup::default()
-    });
-    for i in 0..7 {
-        h.send(&format!("line {i}"));
-    }
-    h.settle().await;
-    // `finish` decoded the file each time a batch was FINed: every sync ended a frame.
-    assert_eq!(h.finished().len(), 7);
-    let h = h.stop().await;
-    let want: Vec<String> = (0..7).map(|i| format!("line {i}")).collect();
-    assert_eq!(
-        h.out_files(),
-        vec![("t-000000.10.log.zst".to_string(), want)]
-    );
+    compressed_files_decode_after_every_sync(
+        Compression::Zstd(3),
+        "t<REV>.<DATETIME>.log.zst",
+        "t-000000.10.log.zst",
+    )
+    .await;
 }
 
 #[tokio::test(start_paused = true)]

@@ -10,7 +10,6 @@ Usage: scripts/compare-utils/nsq_stat.py [--theirs-dir /tmp/goref/bin] [--ours-d
 import argparse
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -18,42 +17,10 @@ import tempfile
 import time
 import urllib.request
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from support import Daemon  # noqa: E402
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-class Daemon:
-    def __init__(self, binary, args, data=None):
-        self.data = data
-        self.proc = subprocess.Popen(
-            [binary] + args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-        )
-        self.tcp = self.http = None
-        deadline = time.time() + 20
-        while time.time() < deadline and (self.tcp is None or self.http is None):
-            line = self.proc.stderr.readline()
-            if not line:
-                break
-            m = re.search(r"TCP: listening on (\S+)", line)
-            if m:
-                self.tcp = m.group(1)
-            m = re.search(r"HTTP: listening on (\S+)", line)
-            if m:
-                self.http = m.group(1)
-        if self.tcp is None or self.http is None:
-            raise SystemExit(f"{binary} did not start")
-        # Keep draining stderr so the daemon never blocks on a full pipe.
-        import threading
-
-        threading.Thread(target=lambda: self.proc.stderr.read(), daemon=True).start()
-
-    def stop(self):
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        if self.data:
-            shutil.rmtree(self.data, ignore_errors=True)
 
 
 def start_lookupd(ours):
